@@ -1,0 +1,369 @@
+"""Rate limits and quotas: fixed windows per project and per key, counted in memory or in Redis.
+
+A verify is judged against up to eight counters at once (rpm, rpd, upm, upd, each for the
+project and for the key) and must be all-or-nothing: a refused request consumes nothing, on any
+counter. The answer also carries `remaining` and `reset_seconds` for every limit.
+
+Why hand-written rather than the `limits` library (installed, well kept): `limits` judges one
+item per call, and its fixed window increments before comparing, so a refused hit still counts
+and several limits cost several round trips with no atomicity between them. Its fixed window
+starts at the first hit rather than at the minute or at UTC midnight, and it reads the wall
+clock itself, so tests cannot move time. Its moving window keeps one entry per hit, which grows
+with the limit (it stalled Redis at 70,000/day, alisaifee/limits#268). What we need is small:
+one integer per (limit, scope, window), windows aligned to the epoch (O(1) memory per counter),
+and, for Redis, one Lua script that reads and bumps all counters of a request in one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from llavero.config import Settings
+from llavero.errors import InvalidArgument
+from llavero.metrics import RATE_LIMIT_BACKEND_ERRORS
+from llavero.plans import LIMIT_NAMES, MAX_LIMIT, Plan
+
+logger = logging.getLogger("llavero.limits")
+
+WINDOW_SECONDS = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
+QUOTA_LIMITS = frozenset({"rpd", "upd"})
+REQUEST_LIMITS = frozenset({"rpm", "rpd"})
+RATE_LIMITED = "RATE_LIMITED"
+QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+
+Mode = Literal["hit", "add", "peek"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    scope: str
+    limit: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    code: str | None
+    limits: dict[str, LimitStatus]
+    retry_after: int | None
+
+
+class Limiter(Protocol):
+    def hit(self, checks: Sequence[Check], now: float) -> Decision:
+        """Consume every check if all pass, otherwise none (atomic)."""
+
+    def add(self, checks: Sequence[Check], now: float) -> None:
+        """Consume unconditionally: units learned after the answer (usage:report)."""
+
+    def peek(self, checks: Sequence[Check], now: float) -> Decision:
+        """What `hit` would answer, without consuming anything."""
+
+    def close(self) -> None: ...
+
+
+def normalize_key_limits(data: Mapping[str, Any] | None, field: str = "limits") -> dict[str, int]:
+    """Validate per-key overrides; a null value means "no key limit" so a PATCH can clear one."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidArgument("must be an object with rpm, rpd, upm or upd", field=field)
+    limits: dict[str, int] = {}
+    for name, value in data.items():
+        if name not in LIMIT_NAMES:
+            raise InvalidArgument(
+                f"unknown limit; use one of {', '.join(LIMIT_NAMES)}", field=f"{field}.{name}"
+            )
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+            raise InvalidArgument(
+                f"must be an integer from 1 to {MAX_LIMIT}", field=f"{field}.{name}"
+            )
+        limits[name] = value
+    return limits
+
+
+def checks_for(
+    plan: Plan, key_limits: Mapping[str, int], project_id: str, key_id: str, cost: int
+) -> list[Check]:
+    """Project checks from the plan plus key checks from the key's own limits; both must pass."""
+    if cost < 0:
+        raise InvalidArgument("must be 0 or more", field="cost")
+    plan_limits = plan.limits()
+    checks: list[Check] = []
+    for name in LIMIT_NAMES:
+        amount = 1 if name in REQUEST_LIMITS else cost
+        if name in plan_limits:
+            checks.append(Check(name, f"p:{project_id}", plan_limits[name], amount))
+        if name in key_limits:
+            checks.append(Check(name, f"k:{key_id}", key_limits[name], amount))
+    return checks
+
+
+def window_end(name: str, now: float) -> int:
+    """End of the epoch-aligned window holding `now`: the next minute, or the next UTC midnight."""
+    length = WINDOW_SECONDS[name]
+    return (int(now // length) + 1) * length
+
+
+def _reset_seconds(name: str, now: float) -> int:
+    return max(1, math.ceil(window_end(name, now) - now))
+
+
+def _refuses(check: Check, used: int) -> bool:
+    """A zero-unit check still refuses once the quota is spent."""
+    if check.amount == 0:
+        return used >= check.limit
+    return used + check.amount > check.limit
+
+
+def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume: bool) -> Decision:
+    """The verdict from the counters as they were before the call."""
+    refusing = [check for check, count in zip(checks, used, strict=True) if _refuses(check, count)]
+    allowed = not refusing
+    statuses: dict[str, LimitStatus] = {}
+    for check, count in zip(checks, used, strict=True):
+        after = count + check.amount if allowed and consume else count
+        reset = _reset_seconds(check.name, now)
+        status = LimitStatus(check.limit, max(0, check.limit - after), reset)
+        current = statuses.get(check.name)
+        if current is None or (status.remaining, status.limit) < (current.remaining, current.limit):
+            statuses[check.name] = status
+    if allowed:
+        return Decision(allowed=True, code=None, limits=statuses, retry_after=None)
+    quota = any(check.name in QUOTA_LIMITS for check in refusing)
+    return Decision(
+        allowed=False,
+        code=QUOTA_EXCEEDED if quota else RATE_LIMITED,
+        limits=statuses,
+        retry_after=max(_reset_seconds(check.name, now) for check in refusing),
+    )
+
+
+class MemoryLimiter:
+    """Counters of this process: exact for one instance; several instances need Redis.
+
+    Counters are grouped by the end of their window, so dropping ended windows costs one dict
+    deletion per window rather than a scan of every counter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[int, dict[tuple[str, str], int]] = {}
+
+    def hit(self, checks: Sequence[Check], now: float) -> Decision:
+        with self._lock:
+            decision = _decide(checks, self._read(checks, now), now, consume=True)
+            if decision.allowed:
+                self._consume(checks, now)
+        return decision
+
+    def add(self, checks: Sequence[Check], now: float) -> None:
+        with self._lock:
+            self._consume(checks, now)
+
+    def peek(self, checks: Sequence[Check], now: float) -> Decision:
+        with self._lock:
+            return _decide(checks, self._read(checks, now), now, consume=False)
+
+    def close(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+    def _read(self, checks: Sequence[Check], now: float) -> list[int]:
+        self._drop_ended(now)
+        return [
+            self._windows.get(window_end(c.name, now), {}).get((c.name, c.scope), 0) for c in checks
+        ]
+
+    def _consume(self, checks: Sequence[Check], now: float) -> None:
+        self._drop_ended(now)
+        for check in checks:
+            if check.amount > 0:
+                counters = self._windows.setdefault(window_end(check.name, now), {})
+                key = (check.name, check.scope)
+                counters[key] = counters.get(key, 0) + check.amount
+
+    def _drop_ended(self, now: float) -> None:
+        for end in [end for end in self._windows if end <= now]:
+            del self._windows[end]
+
+
+# KEYS[i] is the counter of check i in its current window. ARGV[1] is the mode; then, per check,
+# its limit, amount and TTL. Returns the counters as they were before the call; the caller applies
+# the same rule (`_refuses`) to them to build the answer.
+_LUA = """
+local mode = ARGV[1]
+local used = {}
+local allowed = true
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[3 * i - 1])
+  local amount = tonumber(ARGV[3 * i])
+  used[i] = tonumber(redis.call('GET', key) or '0')
+  if (amount == 0 and used[i] >= limit) or (amount > 0 and used[i] + amount > limit) then
+    allowed = false
+  end
+end
+if mode == 'add' or (mode == 'hit' and allowed) then
+  for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[3 * i])
+    if amount > 0 and redis.call('INCRBY', key, amount) == amount then
+      redis.call('EXPIRE', key, ARGV[3 * i + 1])
+    end
+  end
+end
+return used
+"""
+
+TTL_MARGIN_SECONDS = 60
+CONNECT_TIMEOUT_SECONDS = 0.2
+READ_TIMEOUT_SECONDS = 0.2
+BACKOFF_SECONDS = 5.0
+WARNING_INTERVAL_SECONDS = 30.0
+
+
+class RedisLimiter:
+    """Counters shared by every instance, one round trip per call.
+
+    When Redis fails, answers come from an in-process MemoryLimiter (so verify keeps serving,
+    with per-instance limits) and Redis is tried again after `backoff_seconds`. Counts made
+    during the outage stay in the process; they are not copied to Redis afterwards.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "llavero:rl:",
+        backoff_seconds: float = BACKOFF_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._script = client.register_script(_LUA)
+        self._prefix = prefix
+        self._backoff = backoff_seconds
+        self._monotonic = monotonic
+        self._fallback = MemoryLimiter()
+        self._where = _describe(client)
+        self._state_lock = threading.Lock()
+        self._retry_at: float | None = None
+        self._last_warning: float | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
+        """Short timeouts and no client retries: a dead Redis must not stall verify."""
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=READ_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(client, **kwargs)
+
+    def hit(self, checks: Sequence[Check], now: float) -> Decision:
+        used = self._run("hit", checks, now)
+        if used is None:
+            return self._fallback.hit(checks, now)
+        return _decide(checks, used, now, consume=True)
+
+    def add(self, checks: Sequence[Check], now: float) -> None:
+        if self._run("add", checks, now) is None:
+            self._fallback.add(checks, now)
+
+    def peek(self, checks: Sequence[Check], now: float) -> Decision:
+        used = self._run("peek", checks, now)
+        if used is None:
+            return self._fallback.peek(checks, now)
+        return _decide(checks, used, now, consume=False)
+
+    def close(self) -> None:
+        self._client.close()
+        self._fallback.close()
+
+    def key_for(self, check: Check, now: float) -> str:
+        return f"{self._prefix}{check.name}:{check.scope}:{window_end(check.name, now)}"
+
+    def _run(self, mode: Mode, checks: Sequence[Check], now: float) -> list[int] | None:
+        """The counters before the call, or None when Redis is failing (use the fallback)."""
+        if not checks:
+            return []
+        retry_at = self._retry_at
+        if retry_at is not None and self._monotonic() < retry_at:
+            return None
+        args: list[str | int] = [mode]
+        for check in checks:
+            ttl = math.ceil(window_end(check.name, now) - now) + TTL_MARGIN_SECONDS
+            args += [check.limit, check.amount, ttl]
+        keys = [self.key_for(check, now) for check in checks]
+        try:
+            used = cast(list[int], self._script(keys=keys, args=args, client=self._client))
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        if retry_at is not None:
+            self._recovered()
+        return [int(count) for count in used]
+
+    def _failed(self, exc: BaseException) -> None:
+        RATE_LIMIT_BACKEND_ERRORS.inc()
+        with self._state_lock:
+            now = self._monotonic()
+            self._retry_at = now + self._backoff
+            if (
+                self._last_warning is not None
+                and now - self._last_warning < WARNING_INTERVAL_SECONDS
+            ):
+                return
+            self._last_warning = now
+        logger.warning(
+            "rate limit backend Redis at %s failed (%s); using in-process counters, "
+            "retrying in %.0f s",
+            self._where,
+            type(exc).__name__,
+            self._backoff,
+        )
+
+    def _recovered(self) -> None:
+        with self._state_lock:
+            if self._retry_at is None:
+                return
+            self._retry_at = None
+        logger.info("rate limit backend Redis at %s is back; shared counters resume", self._where)
+
+
+def _describe(client: redis.Redis) -> str:
+    """Where Redis is, for log lines: host, port and db, never the password."""
+    options = client.connection_pool.connection_kwargs
+    if "path" in options:
+        return str(options["path"])
+    return f"{options.get('host', '?')}:{options.get('port', '?')}/{options.get('db', 0)}"
+
+
+def create_limiter(settings: Settings) -> Limiter:
+    if settings.rate_limit_backend == "memory":
+        return MemoryLimiter()
+    if settings.rate_limit_backend == "redis":
+        return RedisLimiter.from_url(settings.redis_url)
+    raise ValueError(
+        f"LLAVERO_RATE_LIMIT_BACKEND: unknown backend {settings.rate_limit_backend!r}; "
+        "use 'memory' or 'redis'"
+    )
