@@ -149,14 +149,14 @@ def _parse_network(text: str, field: str) -> ipaddress.IPv4Network | ipaddress.I
         network = ipaddress.ip_network(text)
     except ValueError:
         try:
-            loose = ipaddress.ip_network(text, strict=False)
+            interface = ipaddress.ip_interface(text)
         except ValueError:
             raise InvalidArgument(
                 "is not an IPv4/IPv6 address or CIDR range", field=field
             ) from None
         raise InvalidArgument(
-            f"has host bits set; write {loose} for the range or {loose.network_address} "
-            "for the first address",
+            f"has host bits set; write {interface.network} for the range "
+            f"or {interface.ip} for the single address",
             field=field,
         ) from None
     if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
