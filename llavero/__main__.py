@@ -1,0 +1,3 @@
+from llavero.cli import main
+
+main()

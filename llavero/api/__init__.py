@@ -1,0 +1,61 @@
+"""The HTTP application: REST API under `/v1`, OpenAPI at `/openapi.json`, docs at `/docs`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llavero import __version__
+from llavero.api import audit, errors, keys, projects, verify
+from llavero.service import Llavero
+
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class NoStore:
+    """`Cache-Control: no-store` on every API answer: most carry key data, none should linger."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), NO_STORE]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
+    """`background` starts the change feed (and later the usage flusher) with the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background:
+            llavero.start()
+        try:
+            yield
+        finally:
+            if background:
+                llavero.close()
+
+    app = FastAPI(
+        title="Llavero",
+        version=__version__,
+        summary="API keys: create, restrict, rotate, revoke, verify, meter.",
+        lifespan=lifespan,
+    )
+    app.state.llavero = llavero
+    errors.install(app)
+    for module in (projects, keys, verify, audit):
+        app.include_router(module.router)
+    app.add_middleware(NoStore)
+    return app

@@ -1,0 +1,85 @@
+"""Every error leaves as the SPEC body: {"error": {"code", "status", "message"}}.
+
+Validation messages name the field (`restrictions.allowed_ips[0]`, `page_size`), never echo the
+rejected value (it could be a key), and a request that fails validation writes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from llavero.errors import LlaveroError
+
+log = logging.getLogger("llavero.api")
+HTTP_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "ALREADY_EXISTS",
+    412: "FAILED_PRECONDITION",
+    413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+}
+
+
+def error_response(code: int, status: str, message: str, **headers: str) -> JSONResponse:
+    body = {"error": {"code": code, "status": status, "message": message}}
+    return JSONResponse(body, status_code=code, headers=headers or None)
+
+
+def field_path(location: Sequence[Any]) -> str:
+    parts = [part for part in location if part not in ("body", "query", "path", "header")]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return "body: is not valid JSON"
+    if first.get("type") == "extra_forbidden":
+        return f"{field_path(first['loc'])}: is not a known field"
+    if first.get("type") == "missing":
+        return f"{field_path(first['loc'])}: is required"
+    return f"{field_path(first['loc'])}: {first.get('msg', 'is invalid')}"
+
+
+async def on_llavero_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, LlaveroError)
+    body = exc.to_dict()
+    return JSONResponse(body, status_code=exc.http_status)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, "INVALID_ARGUMENT", _validation_message(exc))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = HTTP_STATUSES.get(exc.status_code, "UNKNOWN")
+    message = exc.detail if isinstance(exc.detail, str) else status
+    return error_response(exc.status_code, status, message, **(exc.headers or {}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return error_response(500, "INTERNAL", "internal error; see the server log")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LlaveroError, on_llavero_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

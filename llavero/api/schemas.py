@@ -1,0 +1,70 @@
+"""Request bodies and list envelopes of the REST API (the OpenAPI document is built from them).
+
+Bodies forbid unknown fields, so a typo is a 400 naming the field rather than a silent no-op.
+Values are checked by the service layer, which names the field that is wrong."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llavero import models
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreate(Body):
+    display_name: str = Field(max_length=1000)
+    id: str | None = Field(default=None, max_length=1000)
+
+
+class ProjectUpdate(Body):
+    display_name: str = Field(max_length=1000)
+
+
+class KeyCreate(Body):
+    display_name: str | None = Field(default=None, max_length=1000)
+    expire_time: datetime | None = None
+    environment: str | None = Field(default=None, max_length=1000)
+    restrictions: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+
+
+class KeyUpdate(Body):
+    """Only the fields present change; `expire_time: null` removes the expiry."""
+
+    display_name: str | None = Field(default=None, max_length=1000)
+    expire_time: datetime | None = None
+    environment: str | None = Field(default=None, max_length=1000)
+    restrictions: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
+    state: str | None = Field(default=None, max_length=100)
+
+
+class Rotate(Body):
+    grace_period_seconds: int = Field(default=0, ge=0, le=604_800)
+
+
+class Lookup(Body):
+    key_string: str = Field(max_length=1000)
+
+
+class ProjectList(BaseModel):
+    projects: list[models.Project]
+    next_page_token: str
+
+
+class KeyList(BaseModel):
+    keys: list[models.Key]
+    next_page_token: str
+
+
+class AuditList(BaseModel):
+    audit_events: list[models.AuditEvent]
+    next_page_token: str

@@ -1,0 +1,49 @@
+"""`POST /v1/keys:verify`: the hot path over HTTP. A verify answer is 200 whatever the verdict."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from llavero.api.auth import Caller, Service
+from llavero.verify import VerifyRequest
+
+router = APIRouter(tags=["verify"])
+Text = Field(default=None, max_length=2048)
+
+
+class VerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(max_length=256)
+    ip: str | None = Text
+    referrer: str | None = Text
+    android_package: str | None = Text
+    android_cert: str | None = Text
+    ios_bundle_id: str | None = Text
+    service: str | None = Text
+    method: str | None = Text
+    environment: str | None = Text
+    cost: int = Field(default=0, ge=0, le=10**12)
+
+
+class LimitOut(BaseModel):
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+
+class VerifyOut(BaseModel):
+    valid: bool
+    code: str
+    key_id: str | None
+    project: str | None
+    plan: str | None
+    environment: str | None
+    limits: dict[str, LimitOut]
+
+
+@router.post("/v1/keys:verify", response_model=VerifyOut)
+def verify_key(body: VerifyBody, actor: Caller, llavero: Service) -> object:
+    actor.require("keys:verify")
+    result = llavero.verifier.verify(VerifyRequest(**body.model_dump()))
+    return result.to_dict()

@@ -1,0 +1,435 @@
+"""The `llavero` command. Every command but `serve` acts on the configured database directly,
+through the service layer, as the local operator: no server needs to run.
+
+Output is a table for people and JSON with `--json` for scripts; an error is one line on stderr
+and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from llavero.config import Settings
+from llavero.errors import LlaveroError
+from llavero.service import Actor, Llavero
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+users_app = typer.Typer(no_args_is_help=True, help="Console users.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Management tokens for the REST API.")
+projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+db_app = typer.Typer(no_args_is_help=True, help="The database.")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(projects_app, name="projects")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+# Piped output is for other programs and logs: do not cut cells to a guessed terminal width.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, soft_wrap=True)
+CLI = Actor.system("cli")
+T = TypeVar("T")
+
+Db = Annotated[
+    str | None,
+    typer.Option("--db", envvar="LLAVERO_DATABASE_URL", help="Database URL (default: SQLite)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings_for(db: str | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"database_url": db}) if db else settings
+
+
+@contextmanager
+def service(db: str | None) -> Iterator[Llavero]:
+    """A service on an up-to-date database; domain errors become one line and exit code 1."""
+    llavero: Llavero | None = None
+    try:
+        llavero = Llavero(settings_for(db))
+        if llavero.db.needs_upgrade():
+            llavero.upgrade()
+        yield llavero
+    except LlaveroError as error:
+        err.print(f"error: {error.status}: {error.message}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        if llavero is not None:
+            llavero.close()
+
+
+def emit(value: Any, as_json: bool, columns: Sequence[str] = (), title: str | None = None) -> None:
+    """JSON of a model or list of models, or a table of `columns`."""
+    data = _plain(value)
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    rows = data if isinstance(data, list) else [data]
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    out.print(table)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False) if value else ""
+    return str(value)
+
+
+def _pairs(values: Sequence[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} must read NAME=VALUE", param_hint=option)
+        pairs[name] = value
+    return pairs
+
+
+def _json_option(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"is not valid JSON: {error.msg}", param_hint=option) from None
+
+
+def _read_secret(prompt: str) -> str:
+    if sys.stdin.isatty():
+        return str(typer.prompt(prompt, hide_input=True))
+    return sys.stdin.readline().strip()
+
+
+KEY_COLUMNS = ("id", "project", "display_name", "last4", "state", "environment", "create_time")
+
+
+# --- serve and db -------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    db: Db = None,
+    admin_email: Annotated[
+        str, typer.Option(help="Email of the first admin, on an empty database.")
+    ] = "admin@localhost",
+) -> None:
+    """Serve the console and the API; migrate the database first."""
+    import uvicorn
+
+    from llavero.api import create_app
+
+    with service(db) as llavero:
+        llavero.upgrade()
+        base = llavero.settings.public_url or f"http://{host}:{port}"
+        first = llavero.bootstrap(admin_email)
+        out.print(f"Llavero {llavero.settings.sqlalchemy_url.split('://')[0]} database ready.")
+        if first is not None:
+            out.print(
+                f"First run: sign in as {first.email} with this one-time link (24 h):\n"
+                f"  {base}/signin/link?token={first.signin_token}\n"
+                "Management token for the REST API (scope admin; shown once, keep it safe):\n"
+                f"  {first.management_token}",
+                markup=False,
+                highlight=False,
+            )
+        out.print(
+            f"Serving the console at {base}/app/apikey and the API at {base}/v1 (docs: {base}/docs)"
+        )
+        uvicorn.run(
+            create_app(llavero, background=True),
+            host=host,
+            port=port,
+            log_level=llavero.settings.log_level,
+        )
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Db = None) -> None:
+    """Apply the database migrations."""
+    with service(db) as llavero:
+        llavero.upgrade()
+        out.print("database is up to date")
+
+
+@db_app.command("purge")
+def db_purge(db: Db = None) -> None:
+    """Remove keys deleted more than 30 days ago (serve does this every hour)."""
+    with service(db) as llavero:
+        out.print(f"purged {llavero.keys.purge()} keys")
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Email to sign in with.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a console user (prompts for the password)."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password is None:
+        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    with service(db) as llavero:
+        user = llavero.users.create(CLI, email, password, role="admin" if admin else "member")
+        emit(user, as_json, ("id", "email", "role", "create_time"))
+
+
+@users_app.command("list")
+def users_list(db: Db = None, as_json: Json = False) -> None:
+    """List console users."""
+    with service(db) as llavero:
+        emit(llavero.users.list(CLI), as_json, ("id", "email", "role", "disabled", "create_time"))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    scope: Annotated[
+        list[str],
+        typer.Option(help="keys:read, keys:write, keys:verify, projects:write or admin."),
+    ],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "management token",
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a management token; it is shown once."""
+    with service(db) as llavero:
+        created = llavero.tokens.create(CLI, scope, display_name=name)
+        if as_json:
+            emit(created, True)
+            return
+        emit(created.token_info, False, ("id", "display_name", "scopes", "create_time"))
+        out.print(f"token (shown once): {created.token}", markup=False, highlight=False)
+
+
+@tokens_app.command("list")
+def tokens_list(db: Db = None, as_json: Json = False) -> None:
+    """List management tokens (never their secrets)."""
+    with service(db) as llavero:
+        columns = ("id", "display_name", "last4", "scopes", "create_time", "revoke_time")
+        emit(llavero.tokens.list(CLI), as_json, columns)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str, db: Db = None, as_json: Json = False) -> None:
+    """Revoke a management token at once."""
+    with service(db) as llavero:
+        emit(llavero.tokens.revoke(CLI, token_id), as_json, ("id", "display_name", "revoke_time"))
+
+
+# --- projects -----------------------------------------------------------------------------
+
+PROJECT_COLUMNS = ("id", "number", "display_name", "plan", "billing_account", "create_time")
+
+
+@projects_app.command("create")
+def projects_create(
+    display_name: Annotated[str, typer.Argument(help='e.g. "Gemini API"')],
+    project_id: Annotated[str | None, typer.Option("--id", help="Slug id (derived).")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a project."""
+    with service(db) as llavero:
+        emit(llavero.projects.create(CLI, display_name, project_id), as_json, PROJECT_COLUMNS)
+
+
+@projects_app.command("list")
+def projects_list(db: Db = None, as_json: Json = False) -> None:
+    """List projects."""
+    with service(db) as llavero:
+        emit(
+            _all_pages(lambda token: llavero.projects.list(CLI, page_token=token)),
+            as_json,
+            PROJECT_COLUMNS,
+        )
+
+
+def _all_pages(fetch: Callable[[str | None], Any]) -> list[Any]:
+    items: list[Any] = []
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        items.extend(page.items)
+        if not page.next_page_token:
+            return items
+        token = page.next_page_token
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option(help="Project id.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    environment: Annotated[str | None, typer.Option(help="e.g. production.")] = None,
+    expire_time: Annotated[str | None, typer.Option(help="RFC 3339 time.")] = None,
+    restrictions: Annotated[str | None, typer.Option(help="Restrictions as JSON.")] = None,
+    annotation: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, repeatable.")] = None,
+    limit: Annotated[list[str] | None, typer.Option(help="rpm=N etc., repeatable.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a key; the key string is shown once."""
+    with service(db) as llavero:
+        created = llavero.keys.create(
+            CLI,
+            project,
+            display_name=name,
+            environment=environment,
+            expire_time=expire_time,
+            restrictions=_json_option(restrictions, "--restrictions"),
+            annotations=_pairs(annotation or [], "--annotation"),
+            limits=_limit_pairs(limit or []),
+        )
+        if as_json:
+            emit(created, True)
+            return
+        emit(created.key, False, KEY_COLUMNS)
+        out.print(f"key (shown once): {created.key_string}", markup=False, highlight=False)
+
+
+def _limit_pairs(values: Sequence[str]) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for name, value in _pairs(values, "--limit").items():
+        pairs[name] = int(value) if value.isdigit() else value
+    return pairs
+
+
+@keys_app.command("list")
+def keys_list(
+    project: Annotated[str, typer.Option(help="Project id, or - for all.")] = "-",
+    show_deleted: Annotated[bool, typer.Option("--show-deleted")] = False,
+    filter: Annotated[str | None, typer.Option(help="e.g. 'state=ACTIVE name:gemini'.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List keys, newest first (masked: only the last 4 characters)."""
+    with service(db) as llavero:
+        keys = _all_pages(
+            lambda token: llavero.keys.list(
+                CLI,
+                project,
+                show_deleted=show_deleted,
+                filter=filter,
+                page_token=token,
+                page_size=1000,
+            )
+        )
+        emit(keys, as_json, KEY_COLUMNS)
+
+
+@keys_app.command("show")
+def keys_show(key_id: str, db: Db = None, as_json: Json = False) -> None:
+    """Show one key."""
+    with service(db) as llavero:
+        key = llavero.keys.get(CLI, key_id)
+        if as_json:
+            emit(key, True)
+            return
+        table = Table(show_header=False)
+        for name, value in key.model_dump(mode="json").items():
+            table.add_row(name, _cell(value))
+        out.print(table)
+
+
+@keys_app.command("delete")
+def keys_delete(key_id: str, db: Db = None, as_json: Json = False) -> None:
+    """Delete a key: it stops verifying at once; undelete within 30 days."""
+    with service(db) as llavero:
+        emit(llavero.keys.delete(CLI, key_id), as_json, KEY_COLUMNS + ("purge_time",))
+
+
+@keys_app.command("undelete")
+def keys_undelete(key_id: str, db: Db = None, as_json: Json = False) -> None:
+    """Restore a deleted key."""
+    with service(db) as llavero:
+        emit(llavero.keys.undelete(CLI, key_id), as_json, KEY_COLUMNS)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace_period: Annotated[
+        int, typer.Option("--grace-period", help="Seconds the old string keeps working.")
+    ] = 0,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """A new key string for the same key; the old one works for the grace period."""
+    with service(db) as llavero:
+        created = llavero.keys.rotate(CLI, key_id, grace_period)
+        if as_json:
+            emit(created, True)
+            return
+        emit(created.key, False, KEY_COLUMNS + ("previous_expire_time",))
+        out.print(f"new key (shown once): {created.key_string}", markup=False, highlight=False)
+
+
+@keys_app.command("verify")
+def keys_verify(
+    key: Annotated[
+        str | None, typer.Argument(help="The key; read from stdin when omitted (safer).")
+    ] = None,
+    ip: Annotated[str | None, typer.Option(help="Client IP.")] = None,
+    referrer: Annotated[str | None, typer.Option(help="Referer header.")] = None,
+    service_name: Annotated[str | None, typer.Option("--service", help="API service.")] = None,
+    method: Annotated[str | None, typer.Option(help="API method.")] = None,
+    environment: Annotated[str | None, typer.Option(help="Verifier's environment.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Verify a key as the hot path would; exit code 0 only when VALID."""
+    from llavero.verify import VerifyRequest
+
+    secret = key if key not in (None, "-") else _read_secret("Key")
+    with service(db) as llavero:
+        request = VerifyRequest(
+            key=secret or "",
+            ip=ip,
+            referrer=referrer,
+            service=service_name,
+            method=method,
+            environment=environment,
+        )
+        result = llavero.verifier.verify(request).to_dict()
+        emit(result, as_json, ("valid", "code", "key_id", "project", "plan", "environment"))
+    if not result["valid"]:
+        raise typer.Exit(3)
+
+
+def main() -> None:
+    app()

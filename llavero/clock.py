@@ -1,0 +1,51 @@
+"""Time as a dependency, so that tests can move it: expiry, grace periods and rate windows."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Seconds since the epoch."""
+
+    def now(self) -> datetime:
+        """The same instant as an aware UTC datetime."""
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FrozenClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_754_006_400.0) -> None:  # 2025-08-01T00:00:00Z
+        self._t = start
+
+    def time(self) -> float:
+        return self._t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._t, UTC)
+
+    def advance(self, seconds: float) -> None:
+        self._t += seconds
+
+    def set(self, when: datetime) -> None:
+        self._t = when.timestamp()
+
+
+def utc(dt: datetime) -> datetime:
+    """Databases hand back naive datetimes (SQLite) or aware ones (PostgreSQL); compare in UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+SYSTEM_CLOCK = SystemClock()
+__all__ = ["Clock", "FrozenClock", "SYSTEM_CLOCK", "SystemClock", "timedelta", "utc"]

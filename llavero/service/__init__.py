@@ -1,0 +1,105 @@
+"""The service layer: the one place where domain rules live. The API, the console and the CLI
+call `Llavero`; none of them touches the database."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from llavero.cache import KeyCache
+from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
+from llavero.clock import SYSTEM_CLOCK, Clock
+from llavero.config import Settings
+from llavero.keys import KeyHasher
+from llavero.service.apikeys import ApiKeys
+from llavero.service.audit import Audit
+from llavero.service.context import Actor, Context
+from llavero.service.projects import Projects
+from llavero.service.tokens import Tokens
+from llavero.service.users import Users
+from llavero.store import Database
+from llavero.verify import Verifier
+
+log = logging.getLogger("llavero")
+SECRET_FILE = "hash-secret"
+
+__all__ = ["Actor", "Bootstrap", "Llavero"]
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The keyed-hash secret: from settings, else generated once into the data dir (0600)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = Path(settings.data_dir) / SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """What `llavero serve` prints on an empty database, once."""
+
+    email: str
+    signin_token: str
+    management_token: str
+
+
+class Llavero:
+    def __init__(self, settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings or Settings()
+        self.ctx = Context(
+            settings=self.settings,
+            db=Database(self.settings.sqlalchemy_url),
+            clock=clock,
+            hasher=KeyHasher(load_secret(self.settings)),
+            cache=KeyCache(self.settings.cache_size),
+        )
+        self.users = Users(self.ctx)
+        self.tokens = Tokens(self.ctx)
+        self.projects = Projects(self.ctx)
+        self.keys = ApiKeys(self.ctx)
+        self.audit = Audit(self.ctx)
+        self.verifier = Verifier(self.ctx)
+        self._feed: ChangeFeed | None = None
+
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    def upgrade(self) -> None:
+        self.ctx.db.upgrade()
+
+    def start(self) -> None:
+        """Background work of a serving instance: the change feed from other instances."""
+        self._feed = ChangeFeed(self.ctx.db, self._apply_change, self.settings.change_poll_seconds)
+        self._feed.start()
+
+    def close(self) -> None:
+        if self._feed is not None:
+            self._feed.stop()
+        self.ctx.db.dispose()
+
+    def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
+        """On an empty database: the first admin, a sign-in link and an admin token."""
+        if self.users.count():
+            return None
+        system = Actor.system("bootstrap")
+        user = self.users.create(system, email, None, role="admin")
+        link = self.users.create_signin_link(system, user.id)
+        token = self.tokens.create(system, ["admin"], display_name="first admin token")
+        return Bootstrap(user.email, link, token.token)
+
+    def _apply_change(self, kind: str, target_id: str) -> None:
+        if kind == KEY:
+            self.ctx.cache.invalidate_key(target_id)
+        elif kind == PROJECT:
+            self.ctx.cache.invalidate_project(target_id)
+        elif kind == TOKEN:
+            self.tokens.forget()

@@ -1,0 +1,130 @@
+"""Management tokens: hashed like keys, scoped, revocable; authenticated on every API call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from llavero import keys, models
+from llavero.changes import TOKEN, record_change
+from llavero.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from llavero.service import audit, validation
+from llavero.service.context import SCOPES, Actor, Context
+from llavero.store import tables
+
+TOKEN_PREFIX = "llvtok"
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    actor: Actor
+    expire: float | None
+
+
+def to_model(row: tables.Token) -> models.Token:
+    return models.Token(
+        id=row.id,
+        display_name=row.display_name,
+        last4=row.last4,
+        scopes=list(row.scopes),
+        created_by=row.created_by,
+        create_time=row.create_time,
+        expire_time=row.expire_time,
+        revoke_time=row.revoke_time,
+        last_used_time=row.last_used_time,
+    )
+
+
+class Tokens:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._cache: dict[str, _Cached] = {}
+
+    def create(
+        self,
+        actor: Actor,
+        scopes: Iterable[str],
+        display_name: str = "management token",
+        expire_time: datetime | str | None = None,
+    ) -> models.CreatedToken:
+        actor.require("admin")
+        wanted = sorted(set(scopes))
+        if not wanted:
+            raise InvalidArgument("give at least one scope", field="scope")
+        for scope in wanted:
+            if scope not in SCOPES:
+                raise InvalidArgument(f"must be one of {', '.join(SCOPES)}", field="scope")
+        name = validation.display_name(display_name)
+        now = self.ctx.clock.now()
+        expires = validation.future_time(expire_time, now)
+        token = keys.generate(TOKEN_PREFIX)
+        with self.ctx.db.transaction() as session:
+            row = tables.Token(
+                id=str(uuid.uuid4()),
+                display_name=name,
+                token_hash=self.ctx.hasher.hash(token),
+                last4=keys.last4(token),
+                scopes=wanted,
+                created_by=actor.name,
+                create_time=now,
+                expire_time=expires,
+                revoke_time=None,
+                last_used_time=None,
+            )
+            session.add(row)
+            audit.record(session, self.ctx, actor, "token.create", f"token/{row.id}", scopes=wanted)
+            return models.CreatedToken(token_info=to_model(row), token=token)
+
+    def list(self, actor: Actor) -> list[models.Token]:
+        actor.require("admin")
+        with self.ctx.db.reading() as session:
+            rows = session.scalars(select(tables.Token).order_by(tables.Token.create_time)).all()
+            return [to_model(row) for row in rows]
+
+    def revoke(self, actor: Actor, token_id: str) -> models.Token:
+        actor.require("admin")
+        with self.ctx.db.transaction() as session:
+            row = session.get(tables.Token, token_id)
+            if row is None:
+                raise NotFound(f"token {token_id!r} does not exist", field="token")
+            if row.revoke_time is not None:
+                raise FailedPrecondition("the token is already revoked", field="token")
+            row.revoke_time = self.ctx.clock.now()
+            record_change(session, self.ctx.clock, TOKEN, row.id)
+            audit.record(session, self.ctx, actor, "token.revoke", f"token/{row.id}")
+            result = to_model(row)
+        self._cache.clear()
+        return result
+
+    def authenticate(self, token: str, ip: str | None = None) -> Actor:
+        """Cached by hash: a verifier's token is checked on every verify."""
+        if not keys.is_well_formed(token, TOKEN_PREFIX):
+            raise Unauthenticated("the bearer token is not a Llavero management token")
+        digest = self.ctx.hasher.hash(token)
+        cached = self._cache.get(digest)
+        if cached is None:
+            cached = self._load(digest)
+        if cached.expire is not None and cached.expire <= self.ctx.clock.time():
+            raise Unauthenticated("the management token has expired")
+        return cached.actor if ip is None else cached.actor.with_ip(ip)
+
+    def forget(self) -> None:
+        """Called by the change feed when another instance revoked a token."""
+        self._cache.clear()
+
+    def _load(self, digest: str) -> _Cached:
+        with self.ctx.db.reading() as session:
+            row = session.scalar(select(tables.Token).where(tables.Token.token_hash == digest))
+        if row is None or row.revoke_time is not None:
+            raise Unauthenticated("the management token is unknown or revoked")
+        actor = Actor(f"token:{row.id}", frozenset(row.scopes))
+        expire = row.expire_time.timestamp() if row.expire_time else None
+        cached = _Cached(actor, expire)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = cached
+        return cached

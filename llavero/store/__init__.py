@@ -1,0 +1,5 @@
+"""Storage: SQLAlchemy 2 on SQLite (default) or PostgreSQL, schema by Alembic migrations."""
+
+from llavero.store.db import Database
+
+__all__ = ["Database"]

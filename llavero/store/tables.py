@@ -1,0 +1,227 @@
+"""The database schema. Alembic migrations in `migrations/versions` are the source of truth for
+existing databases; this module must always describe the head revision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend: SQLite forgets the zone, so put it back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_time: Mapped[datetime]
+    last_signin_time: Mapped[datetime | None]
+
+
+class SigninLink(Base):
+    """One-time sign-in links (the first run, invitations); only a hash is kept."""
+
+    __tablename__ = "signin_links"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    create_time: Mapped[datetime]
+    expire_time: Mapped[datetime]
+    used_time: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[datetime]
+    expire_time: Mapped[datetime]
+    last_seen_time: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class SigninFailure(Base):
+    """Failed sign-ins, shared by every instance, to throttle password guessing."""
+
+    __tablename__ = "signin_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(index=True)
+
+
+class Token(Base):
+    """Management tokens: credentials for the REST API and for verifiers."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    scopes: Mapped[list[str]]
+    created_by: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[datetime]
+    expire_time: Mapped[datetime | None]
+    revoke_time: Mapped[datetime | None]
+    last_used_time: Mapped[datetime | None]
+
+
+class BillingAccount(Base):
+    __tablename__ = "billing_accounts"
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    billing_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("billing_accounts.id"), index=True
+    )
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+    delete_time: Mapped[datetime | None]
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Key(Base):
+    """An API key: `key_hash` verifies; after a rotation `previous_hash` does too, until
+    `previous_expire_time`."""
+
+    __tablename__ = "keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    display_name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_last4: Mapped[str | None] = mapped_column(String(4))
+    previous_expire_time: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))
+    state_before_delete: Mapped[str | None] = mapped_column(String(16))
+    environment: Mapped[str | None] = mapped_column(String(63))
+    restrictions: Mapped[dict[str, Any]]
+    annotations: Mapped[dict[str, Any]]
+    limits: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+    expire_time: Mapped[datetime | None]
+    delete_time: Mapped[datetime | None]
+    last_used_time: Mapped[datetime | None]
+    last_used_ip: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_keys_project_created", "project_id", "create_time", "id"),)
+
+
+class UsageBucket(Base):
+    """Verifies counted per key, outcome and time bucket; minutes roll up into hours and days."""
+
+    __tablename__ = "usage_buckets"
+    key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(30))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (
+        Index("ix_usage_project", "project_id", "granularity", "bucket_start"),
+        Index("ix_usage_rollup", "granularity", "bucket_start"),
+    )
+
+
+class UsageReport(Base):
+    """`POST /v1/usage:report` calls seen, so that a retried report counts once."""
+
+    __tablename__ = "usage_reports"
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(36))
+    units: Mapped[int] = mapped_column(BigInteger)
+    create_time: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), index=True)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+
+
+class Change(Base):
+    """The change feed: every write to a key or project appends a row in the same transaction,
+    and every instance drops its cached copies of what changed elsewhere."""
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))

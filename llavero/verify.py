@@ -1,0 +1,170 @@
+"""The verify hot path: every protected request of every API behind Llavero passes here.
+
+In order, cheapest first: shape and checksum (no storage touched), the cached record by keyed
+hash (a database read only on a cache miss), state and expiry, environment, restrictions.
+Readable top to bottom on purpose: `Verifier.verify` is the whole decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from llavero import keys
+from llavero.cache import MISSING, KeyRecord, Missing
+from llavero.restrictions import RequestContext, compile_restrictions
+from llavero.service.context import Context
+from llavero.service.projects import plan_name
+from llavero.store import tables
+
+CODES = (
+    "VALID",
+    "MALFORMED",
+    "NOT_FOUND",
+    "EXPIRED",
+    "DISABLED",
+    "DELETED",
+    "IP_NOT_ALLOWED",
+    "REFERRER_NOT_ALLOWED",
+    "APP_NOT_ALLOWED",
+    "API_NOT_ALLOWED",
+    "ENVIRONMENT_MISMATCH",
+    "RATE_LIMITED",
+    "QUOTA_EXCEEDED",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    key: str
+    ip: str | None = None
+    referrer: str | None = None
+    android_package: str | None = None
+    android_cert: str | None = None
+    ios_bundle_id: str | None = None
+    service: str | None = None
+    method: str | None = None
+    environment: str | None = None
+    cost: int = 0
+
+    def context(self) -> RequestContext:
+        return RequestContext(
+            ip=self.ip,
+            referrer=self.referrer,
+            android_package=self.android_package,
+            android_cert=self.android_cert,
+            ios_bundle_id=self.ios_bundle_id,
+            service=self.service,
+            method=self.method,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    code: str
+    key_id: str | None = None
+    project: str | None = None
+    plan: str | None = None
+    environment: str | None = None
+    limits: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.code == "VALID"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.code == "VALID",
+            "code": self.code,
+            "key_id": self.key_id,
+            "project": self.project,
+            "plan": self.plan,
+            "environment": self.environment,
+            "limits": self.limits,
+        }
+
+
+MALFORMED = VerifyResult("MALFORMED")
+NOT_FOUND = VerifyResult("NOT_FOUND")
+
+
+def state_code(record: KeyRecord, now: float) -> str | None:
+    if record.state != "ACTIVE":
+        return record.state  # DELETED or DISABLED
+    if record.valid_until is not None and now >= record.valid_until:
+        return "EXPIRED"
+    return None
+
+
+class Verifier:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._prefix = ctx.key_prefix
+        self._hash = ctx.hasher.hash
+        self._cache = ctx.cache
+        self._time = ctx.clock.time
+
+    def verify(self, request: VerifyRequest) -> VerifyResult:
+        if not keys.is_well_formed(request.key, self._prefix):
+            return MALFORMED
+        record = self.record(request.key)
+        if isinstance(record, Missing):
+            return NOT_FOUND
+        code = self.refusal(record, request)
+        return VerifyResult(
+            code or "VALID", record.key_id, record.project_id, record.plan, record.environment
+        )
+
+    def record(self, key: str) -> KeyRecord | Missing:
+        """The cached record of a well-formed key string, loaded on a miss."""
+        digest = self._hash(key)
+        return self._cache.get(digest) or self._load(digest)
+
+    def refusal(self, record: KeyRecord, request: VerifyRequest) -> str | None:
+        """Why this key may not serve this request, or None: state, environment, restrictions."""
+        code = state_code(record, self._time())
+        if code is not None:
+            return code
+        if request.environment and record.environment and request.environment != record.environment:
+            return "ENVIRONMENT_MISMATCH"
+        if record.restrictions.unrestricted:
+            return None
+        return record.restrictions.check(request.context())
+
+    def _load(self, digest: str) -> KeyRecord | Missing:
+        generation = self._cache.generation
+        query = (
+            select(tables.Key, tables.BillingAccount.open)
+            .join(tables.Project, tables.Project.id == tables.Key.project_id)
+            .outerjoin(
+                tables.BillingAccount,
+                tables.BillingAccount.id == tables.Project.billing_account_id,
+            )
+            .where(or_(tables.Key.key_hash == digest, tables.Key.previous_hash == digest))
+        )
+        with self.ctx.db.reading() as session:
+            found = session.execute(query).first()
+        record: KeyRecord | Missing = MISSING
+        if found is not None:
+            row, billing_open = found
+            record = self._record(row, billing_open, is_previous=row.key_hash != digest)
+        self._cache.put(digest, record, generation)
+        return record
+
+    def _record(self, row: tables.Key, billing_open: bool | None, is_previous: bool) -> KeyRecord:
+        ends = [row.expire_time]
+        if is_previous:
+            ends.append(row.previous_expire_time)
+        deadlines = [end.timestamp() for end in ends if end is not None]
+        return KeyRecord(
+            key_id=row.id,
+            project_id=row.project_id,
+            state=row.state,
+            valid_until=min(deadlines) if deadlines else None,
+            environment=row.environment,
+            restrictions=compile_restrictions(row.restrictions),
+            limits=dict(row.limits),
+            plan=plan_name(self.ctx, billing_open),
+        )

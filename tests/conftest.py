@@ -1,0 +1,139 @@
+"""Shared fixtures. Storage tests run on SQLite always and on PostgreSQL when reachable; under
+CI=true an unreachable PostgreSQL, Redis or Chromium fails the run instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from llavero.api import create_app
+from llavero.clock import FrozenClock
+from llavero.config import Settings
+from llavero.service import Actor, Llavero
+from llavero.store.tables import Base
+
+POSTGRES_URL = os.environ.get(
+    "LLAVERO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("LLAVERO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url.replace("+psycopg", ""))
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def require(what: str, available: bool) -> None:
+    """Skip with the reason on a developer's machine; fail under CI, where it must run."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but is not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    require(f"PostgreSQL at {POSTGRES_URL}", reachable(POSTGRES_URL, 5432))
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require(f"Redis at {REDIS_URL}", reachable(REDIS_URL, 6379))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh schema for this session, migrated once, dropped at the end."""
+    schema = f"llavero_test_{os.getpid()}"
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{postgres_url}?options=-csearch_path%3D{schema}"
+    yield url
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'llavero.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_schema")
+    return url
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'llavero.sqlite3'}",
+        secret_key="test-secret-0123456789abcdef",
+        change_poll_seconds=0,
+    )
+
+
+def make_service(settings: Settings, clock: FrozenClock) -> Iterator[Llavero]:
+    llavero = Llavero(settings, clock=clock)
+    llavero.upgrade()
+    try:
+        yield llavero
+    finally:
+        if llavero.db.engine.dialect.name == "postgresql":
+            with llavero.db.engine.begin() as connection:
+                names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        llavero.close()
+
+
+@pytest.fixture
+def llavero(settings: Settings, clock: FrozenClock) -> Iterator[Llavero]:
+    """A service on SQLite; the usual fixture for domain tests."""
+    yield from make_service(settings, clock)
+
+
+@pytest.fixture
+def any_llavero(settings: Settings, clock: FrozenClock, database_url: str) -> Iterator[Llavero]:
+    """The same service on every reachable database: SQLite, then PostgreSQL."""
+    yield from make_service(settings.model_copy(update={"database_url": database_url}), clock)
+
+
+@pytest.fixture
+def admin() -> Actor:
+    return Actor.system("test")
+
+
+@pytest.fixture
+def admin_token(llavero: Llavero, admin: Actor) -> str:
+    return llavero.tokens.create(admin, ["admin"]).token
+
+
+@pytest.fixture
+def client(llavero: Llavero, admin_token: str) -> Iterator[TestClient]:
+    """The REST API in process, signed in with an admin management token."""
+    with TestClient(create_app(llavero)) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {admin_token}"
+        yield test_client
