@@ -1,0 +1,1 @@
+"""Benchmark harness: Llavero's verify path against a bare endpoint and against peers, under wrk."""

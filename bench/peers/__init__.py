@@ -1,0 +1,1 @@
+"""Servers Llavero is compared with; each one is started by `bench.scenarios`."""
