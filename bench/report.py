@@ -1,0 +1,130 @@
+"""Write the figures of one run, the machine they come from and how to reproduce each one."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.scenarios import SCENARIOS
+
+if TYPE_CHECKING:
+    from bench.run import Durations, Outcome, Verdict
+
+PACKAGES = ("llavero", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "granian",
+            "sqlalchemy", "django", "djangorestframework", "djangorestframework-api-key",
+            "gunicorn", "fastapi-keygate")  # fmt: skip
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def wrk_version() -> str:
+    done = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return (done.stdout or done.stderr).splitlines()[0].split(" Copyright")[0]
+
+
+def package_versions() -> str:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def machine() -> list[str]:
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    return [
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores (shared with other work; load average "
+        f"{load} when the report was written)",
+        f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
+        f"- Load generator: {wrk_version()}",
+        f"- Packages: {package_versions()}",
+    ]
+
+
+def reproduce(*names: str) -> str:
+    return "`python -m bench.run " + " ".join(f"--only {n}" for n in names) + "`"
+
+
+def summary(scenario: str) -> str:
+    doc = SCENARIOS[scenario].__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def ratio_rows(verdicts: Sequence[Verdict]) -> list[str]:
+    rows = [
+        "| comparison | ratio | target | verdict | reproduce |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for v in verdicts:
+        c = v.comparison
+        ratio = "—" if v.ratio is None else f"{v.ratio:.2f}"
+        target = "—" if c.target is None else f"≥ {c.target:g}"
+        rows.append(f"| {c.title} | {ratio} | {target} | {v.status} | "
+                    f"{reproduce(c.subject, c.baseline)} |")  # fmt: skip
+    return rows
+
+
+def scenario_rows(outcomes: dict[str, Outcome]) -> list[str]:
+    rows = ["| scenario | what it is | req/s | p50 ms | p99 ms | errors | reproduce |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for o in outcomes.values():
+        figures = (
+            f"{o.problem} | | | |"
+            if o.problem is not None
+            else f"{o.rps:,.0f} | {o.p50_ms:.2f} | {o.p99_ms:.2f} | {o.errors}"
+        )
+        rows.append(f"| `{o.name}` | {summary(o.name)} | {figures} | {reproduce(o.name)} |")
+    return rows
+
+
+def write_report(
+    out: Path,
+    outcomes: dict[str, Outcome],
+    verdicts: Sequence[Verdict],
+    durations: Durations,
+    args: Sequence[str],
+) -> None:
+    command = " ".join(["python -m bench.run", *args])
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` (see `bench/README.md` for what each figure means and how to "
+        "run it). Absolute numbers drift with the machine's load; the ratios are the claim.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+        "## Method",
+        "",
+        f"wrk `-t1 -c32 --latency` on loopback from its own process; every server up at once; "
+        f"a {durations.warmup_s:g} s warm-up each, then {durations.rounds} round(s) of "
+        f"{durations.measure_s:g} s per server, servers taking turns within a round. Figures are "
+        "medians over rounds; a ratio is the median of the ratios of each round. An error is a "
+        "socket error or an answer that is not a 200 with the expected body.",
+        "",
+        "## Ratios",
+        "",
+        *ratio_rows(verdicts),
+        "",
+        "## Scenarios",
+        "",
+        *scenario_rows(outcomes),
+        "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))

@@ -1,0 +1,189 @@
+"""The servers under test. Each scenario starts one, prepares its key, and yields the request.
+
+A scenario is a context manager taking a scratch directory and yielding a `wrk.Target`; the
+server stops when the context closes. Every server runs one process on 127.0.0.1, except the
+DRF peer (see `drf_api_key`). Servers log warnings only, Llavero included, so no one pays for
+an access log the others skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from importlib.util import find_spec
+from pathlib import Path
+
+from bench.servers import HOST, free_port, run_step, serve
+from bench.wrk import Target
+
+Scenario = Callable[[Path], AbstractContextManager[Target]]
+PYTHON = sys.executable
+VERIFY_PATH = "/v1/keys:verify"
+VERIFY_EXPECT = '"VALID"'
+PEER_EXPECT = '"ok":true'
+
+
+class Skipped(Exception):
+    """The scenario cannot run here; the message says why."""
+
+
+def require(module: str, why: str) -> None:
+    if find_spec(module) is None:
+        raise Skipped(why)
+
+
+def verify_target(base_url: str, token: str, key: str) -> Target:
+    return Target(
+        url=base_url + VERIFY_PATH,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=json.dumps({"key": key, "ip": "203.0.113.7"}),
+        expect=VERIFY_EXPECT,
+    )
+
+
+def uvicorn(app: str, port: int) -> list[str]:
+    return [PYTHON, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+def granian(app: str, port: int) -> list[str]:
+    return [PYTHON, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws",
+            "--host", HOST, "--port", str(port), "--log-level", "warning", app]  # fmt: skip
+
+
+# -- the ceiling: a constant answer on Llavero's own stack -------------------------------------
+
+# Shaped like Llavero's key string and token, so the bare server reads the same bytes.
+_SAMPLE_KEY = "llv_" + "x" * 38
+_SAMPLE_TOKEN = "t" * 43
+
+
+@contextmanager
+def bare_uvicorn(workdir: Path) -> Iterator[Target]:
+    """Constant answer to the same verify request: FastAPI on uvicorn, one process."""
+    port = free_port()
+    with serve(uvicorn("bench.peers.bare:app", port), port, workdir / "bare-uvicorn.log") as url:
+        yield verify_target(url, _SAMPLE_TOKEN, _SAMPLE_KEY)
+
+
+@contextmanager
+def bare_granian(workdir: Path) -> Iterator[Target]:
+    """Constant answer to the same verify request: FastAPI on granian, one process."""
+    require("granian", "granian not installed (run bench/setup.sh)")
+    port = free_port()
+    with serve(granian("bench.peers.bare:app", port), port, workdir / "bare-granian.log") as url:
+        yield verify_target(url, _SAMPLE_TOKEN, _SAMPLE_KEY)
+
+
+# -- peers -----------------------------------------------------------------------------------
+
+DRF_WORKERS = 2 * (os.cpu_count() or 1) + 1
+
+
+@contextmanager
+def drf_api_key(workdir: Path) -> Iterator[Target]:
+    """DRF view guarded by `HasAPIKey`, SQLite, gunicorn sync workers ((2 × cores) + 1).
+
+    The worker count is gunicorn's documented advice (here 2, 3, 5 and 8 workers gave the same
+    throughput within noise, 8 less). A sync worker serves one request at a time, so this peer
+    gets more processes than the one-process servers; that favours the peer.
+    """
+    require("rest_framework_api_key", "djangorestframework-api-key not installed")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "bench.peers.drf.settings",
+        "BENCH_DRF_DB": str(workdir / "drf.sqlite3"),
+    }
+    run_step([PYTHON, "-m", "django", "migrate", "--verbosity", "0"], env)
+    key = run_step([PYTHON, "-m", "django", "create_bench_key"], env).strip()
+    port = free_port()
+    argv = [PYTHON, "-m", "gunicorn", "--workers", str(DRF_WORKERS), "--worker-class", "sync",
+            "--bind", f"{HOST}:{port}", "--no-control-socket", "--log-level", "warning",
+            "bench.peers.drf.wsgi"]  # fmt: skip
+    with serve(argv, port, workdir / "drf.log", env) as url:
+        headers = {"Authorization": f"Api-Key {key}"}
+        yield Target(url=url + "/ok", headers=headers, expect=PEER_EXPECT)
+
+
+@contextmanager
+def fastapi_keygate(workdir: Path) -> Iterator[Target]:
+    """FastAPI route guarded by `Depends(gate.require)`, SQLite, uvicorn, one process."""
+    require("keygate", "fastapi-keygate not installed (run bench/setup.sh)")
+    env = {"BENCH_KEYGATE_DB": str(workdir / "keygate.sqlite3")}
+    key = run_step([PYTHON, "-m", "bench.peers.keygate_app"], env).strip()
+    port = free_port()
+    argv = uvicorn("bench.peers.keygate_app:app", port)
+    with serve(argv, port, workdir / "keygate.log", env) as url:
+        yield Target(url=url + "/ok", headers={"X-API-Key": key}, expect=PEER_EXPECT)
+
+
+@contextmanager
+def plain_sqlalchemy(workdir: Path) -> Iterator[Target]:
+    """FastAPI route selecting the SHA-256 of the key among 10,000 rows, SQLite, uvicorn."""
+    env = {"BENCH_PLAIN_DB": str(workdir / "plain.sqlite3")}
+    key = run_step([PYTHON, "-m", "bench.peers.plain_sqlalchemy"], env).strip()
+    port = free_port()
+    argv = uvicorn("bench.peers.plain_sqlalchemy:app", port)
+    with serve(argv, port, workdir / "plain.log", env) as url:
+        yield Target(url=url + "/ok", headers={"X-API-Key": key}, expect=PEER_EXPECT)
+
+
+# -- Llavero ---------------------------------------------------------------------------------
+
+# Limits far above any benchmark load: the limiter still counts every request, never denies.
+_LLAVERO_PLANS = "".join(
+    f"[plans.{plan}]\nrpm = 10_000_000_000\nrpd = 100_000_000_000\n"
+    f"upm = 10_000_000_000\nupd = 100_000_000_000\n\n"
+    for plan in ("free", "tier-1")
+)
+
+
+def llavero_env(workdir: Path) -> dict[str, str]:
+    plans = workdir / "plans.toml"
+    plans.write_text(_LLAVERO_PLANS)
+    return {
+        "LLAVERO_DATA_DIR": str(workdir / "llavero"),
+        "LLAVERO_DATABASE_URL": f"sqlite:///{workdir / 'llavero.sqlite3'}",
+        "LLAVERO_PLANS_FILE": str(plans),
+        "LLAVERO_LOG_LEVEL": "warning",
+    }
+
+
+def llavero_cli(*args: str, env: dict[str, str]) -> dict[str, str]:
+    """Run `llavero ARGS --json` on the benchmark database and return its JSON answer."""
+    out = run_step([str(Path(PYTHON).parent / "llavero"), *args, "--json"], env)
+    answer: dict[str, str] = json.loads(out)
+    return answer
+
+
+@contextmanager
+def llavero_verify_http(workdir: Path) -> Iterator[Target]:
+    """`POST /v1/keys:verify` on `llavero serve` (uvicorn), fresh SQLite database.
+
+    A project, a key and a token with scope `keys:verify` are made with the CLI first; plan
+    limits are raised out of reach (`_LLAVERO_PLANS`) so every answer is `VALID`.
+    """
+    require("llavero.cli", "llavero not installed")
+    env = llavero_env(workdir)
+    run_step([str(Path(PYTHON).parent / "llavero"), "db", "upgrade"], env)
+    token = llavero_cli("tokens", "create", "--scope", "keys:verify", env=env)["token"]
+    project = llavero_cli("projects", "create", env=env)["id"]
+    key = llavero_cli("keys", "create", "--project", project, env=env)["key_string"]
+    port = free_port()
+    argv = [str(Path(PYTHON).parent / "llavero"), "serve", "--host", HOST, "--port", str(port),
+            "--db", env["LLAVERO_DATABASE_URL"]]  # fmt: skip
+    with serve(argv, port, workdir / "llavero.log", env) as url:
+        yield verify_target(url, token, key)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "bare_uvicorn": bare_uvicorn,
+    "bare_granian": bare_granian,
+    "llavero_verify_http": llavero_verify_http,
+    "drf_api_key": drf_api_key,
+    "fastapi_keygate": fastapi_keygate,
+    "plain_sqlalchemy": plain_sqlalchemy,
+}
