@@ -52,6 +52,7 @@ class Comparison:
 LLAVERO = "llavero_verify_http"
 COMPARISONS = (
     Comparison("verify / bare endpoint (uvicorn)", LLAVERO, "bare_uvicorn", 0.75),
+    Comparison("verify / bare endpoint (granian)", "llavero_verify_granian", "bare_granian", 0.75),
     Comparison("verify / DRF + djangorestframework-api-key", LLAVERO, "drf_api_key", 25),
     Comparison("verify / fastapi-keygate", LLAVERO, "fastapi_keygate", 25),
     Comparison("verify / FastAPI + SQLAlchemy lookup", LLAVERO, "plain_sqlalchemy", 25),

@@ -159,19 +159,24 @@ def llavero_cli(*args: str, env: dict[str, str]) -> dict[str, str]:
     return answer
 
 
+def llavero_credentials(env: dict[str, str]) -> tuple[str, str]:
+    """A token with scope `keys:verify` and a key of a fresh project, made with the CLI."""
+    run_step([str(Path(PYTHON).parent / "llavero"), "db", "upgrade"], env)
+    token = llavero_cli("tokens", "create", "--scope", "keys:verify", env=env)["token"]
+    project = llavero_cli("projects", "create", "Benchmark", env=env)["id"]
+    key = llavero_cli("keys", "create", "--project", project, env=env)["key_string"]
+    return token, key
+
+
 @contextmanager
 def llavero_verify_http(workdir: Path) -> Iterator[Target]:
     """`POST /v1/keys:verify` on `llavero serve` (uvicorn), fresh SQLite database.
 
-    A project, a key and a token with scope `keys:verify` are made with the CLI first; plan
-    limits are raised out of reach (`_LLAVERO_PLANS`) so every answer is `VALID`.
+    Plan limits are raised out of reach (`_LLAVERO_PLANS`) so every answer is `VALID`.
     """
     require("llavero.cli", "llavero not installed")
     env = llavero_env(workdir)
-    run_step([str(Path(PYTHON).parent / "llavero"), "db", "upgrade"], env)
-    token = llavero_cli("tokens", "create", "--scope", "keys:verify", env=env)["token"]
-    project = llavero_cli("projects", "create", env=env)["id"]
-    key = llavero_cli("keys", "create", "--project", project, env=env)["key_string"]
+    token, key = llavero_credentials(env)
     port = free_port()
     argv = [str(Path(PYTHON).parent / "llavero"), "serve", "--host", HOST, "--port", str(port),
             "--db", env["LLAVERO_DATABASE_URL"]]  # fmt: skip
@@ -179,10 +184,25 @@ def llavero_verify_http(workdir: Path) -> Iterator[Target]:
         yield verify_target(url, token, key)
 
 
+@contextmanager
+def llavero_verify_granian(workdir: Path) -> Iterator[Target]:
+    """`POST /v1/keys:verify` on Llavero's app under granian, fresh SQLite database."""
+    require("llavero.api", "llavero not installed")
+    require("granian", "granian not installed (run bench/setup.sh)")
+    workdir = workdir / "granian"
+    workdir.mkdir()
+    env = llavero_env(workdir)
+    token, key = llavero_credentials(env)
+    port = free_port()
+    with serve(granian("bench.llavero_app:app", port), port, workdir / "llavero.log", env) as url:
+        yield verify_target(url, token, key)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "bare_uvicorn": bare_uvicorn,
     "bare_granian": bare_granian,
     "llavero_verify_http": llavero_verify_http,
+    "llavero_verify_granian": llavero_verify_granian,
     "drf_api_key": drf_api_key,
     "fastapi_keygate": fastapi_keygate,
     "plain_sqlalchemy": plain_sqlalchemy,
