@@ -240,6 +240,5 @@ def _axis(maximum: float, *, whole: bool = False) -> _Axis:
 
 def _number(value: float) -> str:
     """Digits grouped with a narrow no-break space (the SI style), readable in es and en alike."""
-    if float(value).is_integer():
-        return f"{int(value):,}".replace(",", "\u202f")
-    return f"{value:.3g}"
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return text.replace(",", "\u202f")

@@ -1,0 +1,435 @@
+from __future__ import annotations
+
+import gettext
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llavero.console import templating
+
+NOW = datetime(2025, 8, 2, 12, 0, tzinfo=UTC)
+STATIC = Path(templating.__file__).parent / "static"
+
+# The SPEC's console table, (es-419, en), plus the sign-in fields.
+SPEC_TEXTS = [
+    ("Claves de API", "API keys"),
+    ("Crear clave de API", "Create API key"),
+    ("Se generó la clave de API", "API key generated"),
+    ("Copiar", "Copy"),
+    (
+        "Guarda tu clave en un lugar seguro. No la compartas ni la incluyas en repositorios "
+        "públicos.",
+        "Keep your key somewhere safe. Don't share it or commit it to public repositories.",
+    ),
+    ("Nº de proyecto", "Project number"),
+    ("Nombre del proyecto", "Project name"),
+    ("Clave de API", "API key"),
+    ("Fecha de creación", "Created"),
+    ("Plan / Facturación", "Plan / Billing"),
+    ("Configurar facturación", "Set up billing"),
+    ("Ver datos de uso", "View usage data"),
+    ("Eliminar", "Delete"),
+]
+SIGNIN_TEXTS = [
+    ("Iniciar sesión", "Sign in"),
+    ("Correo electrónico", "Email"),
+    ("Contraseña", "Password"),
+]
+SPANISH = {"es_419": 0, "en": 1}
+VISIBLE_ATTRIBUTES = {
+    "title",
+    "aria-label",
+    "placeholder",
+    "alt",
+    "data-copied-text",
+    "data-manual-copy-text",
+}
+
+
+def key_row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "key_id": "k-1",
+        "display_name": "",
+        "project_id": "gemini-api",
+        "project_number": 482913576692,
+        "project_name": "Gemini API",
+        "last4": "BMog",
+        "create_time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+        "plan": "free",
+        "plan_display_name": "Free",
+        "billing_url": "/app/billing?project=gemini-api",
+        "usage_url": "/app/usage?key=k-1",
+        "delete_url": "/app/apikey/k-1/delete",
+        "environment": None,
+        "state": "ACTIVE",
+        "restrictions": [],
+        "last_used_time": None,
+    }
+    row.update(overrides)
+    return row
+
+
+def keys_context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "user": {"email": "ana@example.com", "is_admin": True},
+        "csrf_token": "csrf-abc",
+        "now": NOW,
+        "rows": [
+            key_row(),
+            key_row(
+                key_id="k-2",
+                display_name="Servidor",
+                plan="tier-1",
+                plan_display_name="Tier 1",
+                environment="production",
+                state="DISABLED",
+                restrictions=["ips", "api_targets"],
+                last_used_time=NOW - timedelta(minutes=3),
+            ),
+        ],
+        "projects": [{"id": "gemini-api", "display_name": "Gemini API", "number": 482913576692}],
+        "created": {"key_string": "llv_created0key0string", "project_name": "Gemini API"},
+    }
+    context.update(overrides)
+    return context
+
+
+PAGES: dict[str, dict[str, Any]] = {
+    "apikey.html": keys_context(notice="key_deleted", error="create_failed"),
+    "signin.html": {"csrf_token": "csrf-abc", "error": "invalid_credentials"},
+    "error.html": {"status": 404},
+}
+
+
+class Page(HTMLParser):
+    """The parts of a rendered page the tests look at: visible text, tags and their attributes."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.cells: list[list[str]] = []
+        self.headers: list[str] = []
+        self._cell: list[str] | None = None
+        self._hidden_depth = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        for name in VISIBLE_ATTRIBUTES & attributes.keys():
+            self.texts.append(attributes[name] or "")
+        if tag == "tr":
+            self.cells.append([])
+        if tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            text = " ".join(" ".join(self._cell).split())
+            (self.headers if tag == "th" else self.cells[-1]).append(text)
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append(data.strip())
+            if self._cell is not None:
+                self._cell.append(data)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    def find(self, tag: str, **attributes: str) -> list[dict[str, str | None]]:
+        wanted = {name.replace("_", "-"): value for name, value in attributes.items()}
+        return [
+            attrs
+            for name, attrs in self.tags
+            if name == tag and all(attrs.get(k) == v for k, v in wanted.items())
+        ]
+
+
+def render(lang: str, template: str, **context: Any) -> Page:
+    return Page(templating.render(lang, template, **context))
+
+
+@pytest.mark.parametrize("lang", ["es_419", "en"])
+def test_keys_page_carries_every_spec_text(lang: str) -> None:
+    page = render(lang, "apikey.html", **keys_context())
+    for texts in SPEC_TEXTS:
+        assert texts[SPANISH[lang]] in page.texts, texts[SPANISH[lang]]
+    other = 1 - SPANISH[lang]
+    leaked = [texts[other] for texts in SPEC_TEXTS if texts[other] in page.text]
+    assert leaked == []
+
+
+@pytest.mark.parametrize("lang", ["es_419", "en"])
+def test_sign_in_page_carries_the_spec_texts(lang: str) -> None:
+    page = render(lang, "signin.html", csrf_token="t")
+    for texts in SIGNIN_TEXTS:
+        assert texts[SPANISH[lang]] in page.texts
+    other = 1 - SPANISH[lang]
+    assert [t[other] for t in SIGNIN_TEXTS + SPEC_TEXTS if t[other] in page.text] == []
+
+
+def test_table_starts_with_the_spec_columns_and_row() -> None:
+    page = render("es_419", "apikey.html", **keys_context())
+    assert page.headers[:5] == [
+        "Nº de proyecto",
+        "Nombre del proyecto",
+        "Clave de API",
+        "Fecha de creación",
+        "Plan / Facturación",
+    ]
+    first_row = [cells for cells in page.cells if cells][0]
+    assert first_row[:5] == ["…6692", "Gemini API", "…BMog", "1 ago 2025", "Configurar facturación"]
+
+
+def test_english_row_and_columns() -> None:
+    page = render("en", "apikey.html", **keys_context())
+    assert page.headers[:5] == [
+        "Project number",
+        "Project name",
+        "API key",
+        "Created",
+        "Plan / Billing",
+    ]
+    first_row = [cells for cells in page.cells if cells][0]
+    assert first_row[:5] == ["…6692", "Gemini API", "…BMog", "Aug 1, 2025", "Set up billing"]
+
+
+def test_row_details_plan_restrictions_and_last_use() -> None:
+    page = render("es_419", "apikey.html", **keys_context())
+    free_row, paid_row = [cells for cells in page.cells if cells]
+    assert "⚠ Sin restricciones" in free_row
+    assert "Nunca" in free_row
+    assert paid_row[4] == "Tier 1"
+    assert "Direcciones IP, API" in paid_row
+    assert "⚠ Sin restricciones" not in paid_row
+    assert "hace 3 minutos" in paid_row
+    assert "Inhabilitada" in paid_row
+    assert "production" in paid_row
+    assert {"Ver datos de uso", "Eliminar"} <= set(page.texts)
+
+
+def test_empty_key_list_explains_what_to_do() -> None:
+    page = render("en", "apikey.html", **keys_context(rows=[], projects=[], created=None))
+    assert "You don't have any API keys yet." in page.texts
+    assert page.headers == []
+    new_project = page.find("option", value="")
+    assert new_project and "selected" in new_project[0]
+
+
+def test_created_dialog_shows_the_key_once_read_only_with_copy() -> None:
+    page = render("es_419", "apikey.html", **keys_context())
+    (field,) = page.find("input", id="created-key")
+    assert field["value"] == "llv_created0key0string"
+    assert "readonly" in field
+    (copy,) = page.find("button", data_copy_target="created-key")
+    assert copy["data-copied-text"] == "Copiado"
+    assert page.find("p", data_copy_status="created-key", role="status")
+    assert page.find("dialog", id="key-created-dialog", aria_labelledby="key-created-title")
+    without = render("es_419", "apikey.html", **keys_context(created=None))
+    assert not without.find("dialog", id="key-created-dialog")
+    assert "Se generó la clave de API" not in without.texts
+
+
+def test_create_dialog_defaults_to_a_gemini_api_project() -> None:
+    page = render("en", "apikey.html", **keys_context())
+    (form,) = page.find("form", action="/app/apikey")
+    assert form["method"] == "post"
+    (name,) = page.find("input", name="new_project_name")
+    assert name["value"] == "Gemini API"
+    assert page.find("option", value="gemini-api")
+    assert page.find("dialog", id="create-key-dialog", aria_labelledby="create-key-title")
+    assert page.find("button", data_dialog_open="create-key-dialog")
+
+
+def test_every_form_that_posts_carries_the_csrf_token() -> None:
+    page = Page(templating.render("en", "apikey.html", **keys_context()))
+    forms = [attrs for tag, attrs in page.tags if tag == "form" and attrs.get("method") == "post"]
+    tokens = page.find("input", type="hidden", name="csrf_token", value="csrf-abc")
+    assert len(forms) == 4  # sign out, two deletes, create
+    assert len(tokens) == len(forms)
+    assert page.find("form", action="/signout", method="post")
+
+
+def test_html_in_names_renders_as_text() -> None:
+    evil = "<script>alert('x')</script>"
+    html = templating.render(
+        "en",
+        "apikey.html",
+        **keys_context(
+            rows=[key_row(project_name=evil, display_name=evil, environment=evil)],
+            created={"key_string": '"><img src=x>', "project_name": evil},
+            user={"email": evil, "is_admin": False},
+        ),
+    )
+    assert "<script>alert" not in html
+    assert "<img src=x>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    page = Page(html)
+    assert evil in page.texts
+    assert page.find("form", data_confirm_name=evil)
+
+
+@pytest.mark.parametrize("lang", ["es_419", "en"])
+def test_layout_language_navigation_and_landmarks(lang: str) -> None:
+    page = render(lang, "apikey.html", **keys_context())
+    assert page.find("html", lang={"es_419": "es-419", "en": "en"}[lang])
+    assert page.find("a", href="#main", **{"class": "skip-link"})
+    assert page.find("main", id="main")
+    assert page.find("a", href="?hl=es_419", hreflang="es-419")
+    assert page.find("a", href="?hl=en", hreflang="en")
+    assert page.find("a", href=f"?hl={lang}", aria_current="true")
+    assert page.find("a", href="/app/apikey", aria_current="page")
+    nav = {
+        "es_419": ["Claves de API", "Facturación", "Usuarios", "Registro de auditoría"],
+        "en": ["API keys", "Billing", "Users", "Audit log"],
+    }[lang]
+    assert all(entry in page.texts for entry in nav)
+
+
+def test_members_do_not_see_the_users_page() -> None:
+    page = render(
+        "en", "apikey.html", **keys_context(user={"email": "m@x.test", "is_admin": False})
+    )
+    assert not page.find("a", href="/app/users")
+    assert page.find("a", href="/app/billing")
+
+
+@pytest.mark.parametrize("lang", ["es_419", "en"])
+def test_sign_in_form_is_labelled_and_reports_errors(lang: str) -> None:
+    page = render(lang, "signin.html", csrf_token="t", error="invalid_credentials", email="a@b.c")
+    for input_id in ("signin-email", "signin-password"):
+        assert page.find("label", **{"for": input_id})
+        (field,) = page.find("input", id=input_id)
+        assert field["aria-invalid"] == "true"
+    (alert,) = page.find("div", role="alert")
+    assert alert["id"] == "signin-error"
+    message = {"es_419": "El correo electrónico", "en": "The email or password is incorrect."}[lang]
+    assert any(text.startswith(message) for text in page.texts)
+    assert page.find("input", name="email", value="a@b.c")
+    assert not page.find("nav")  # nobody signed in: no navigation, no sign-out
+
+
+@pytest.mark.parametrize(
+    ("status", "es_heading", "en_heading"),
+    [
+        (404, "No se encontró la página", "Page not found"),
+        (403, "Acceso denegado", "Access denied"),
+    ],
+)
+def test_error_pages_in_both_languages(status: int, es_heading: str, en_heading: str) -> None:
+    spanish = render("es_419", "error.html", status=status)
+    english = render("en", "error.html", status=status)
+    assert es_heading in spanish.texts and en_heading not in spanish.text
+    assert en_heading in english.texts and es_heading not in english.text
+    assert f"{es_heading} · Llavero" in spanish.texts
+
+
+class MarkingTranslations(gettext.NullTranslations):
+    """Wraps every translated string in ⟪⟫, so text that bypassed gettext stands out."""
+
+    def gettext(self, message: str) -> str:
+        return f"⟪{message}⟫"
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return f"⟪{msgid1 if n == 1 else msgid2}⟫"
+
+
+def _data_strings(context: dict[str, Any]) -> Iterator[str]:
+    """Every string a fake context contributes, plus the values filters derive from it."""
+    for value in context.values():
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            yield from _data_strings(value)
+        elif isinstance(value, list):
+            for item in value:
+                yield from _data_strings(item if isinstance(item, dict) else {"v": item})
+        elif isinstance(value, int):
+            yield templating.masked_number(value)
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_every_visible_string_goes_through_gettext(template: str) -> None:
+    context = PAGES[template]
+    env = templating.create_environment("en", MarkingTranslations())
+    page = Page(env.get_template(template).render(**context))
+    allowed = sorted(
+        {*_data_strings(context), "Llavero", "English", "Español (Latinoamérica)", "…BMog"}
+        | {"Aug 1, 2025", "Aug 2, 2025, 11:57\u202fAM", "3 minutes ago", "404"},
+        key=len,
+        reverse=True,
+    )
+    untranslated = []
+    for text in page.texts:
+        rest = re.sub(r"⟪[^⟫]*⟫", "", text)
+        for value in allowed:
+            rest = rest.replace(value, "")
+        if re.search(r"[^\W\d_]", rest):
+            untranslated.append(text)
+    assert untranslated == []
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_no_inline_script_style_or_handlers(template: str) -> None:
+    page = Page(templating.render("es_419", template, **PAGES[template]))
+    for tag, attributes in page.tags:
+        assert not [name for name in attributes if name.startswith("on")], tag
+        assert "style" not in attributes, tag
+        if tag == "script":
+            assert (attributes.get("src") or "").startswith("/static/")
+    assert not [tag for tag, _ in page.tags if tag == "style"]
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_references_point_at_ids_that_exist(template: str) -> None:
+    page = Page(templating.render("en", template, **PAGES[template]))
+    ids = [attrs["id"] for _, attrs in page.tags if attrs.get("id")]
+    assert len(ids) == len(set(ids))
+    references = ("for", "aria-labelledby", "aria-describedby", "data-dialog-open", "data-confirm")
+    for _, attributes in page.tags:
+        for name in references:
+            for target in (attributes.get(name) or "").split():
+                assert target in ids, f"{name}={target}"
+
+
+def test_every_behaviour_hook_in_the_templates_is_wired_in_the_script() -> None:
+    script = (STATIC / "console.js").read_text()
+    hooks = set()
+    for template in PAGES:
+        page = Page(templating.render("en", template, **PAGES[template]))
+        hooks |= {name for _, attrs in page.tags for name in attrs if name.startswith("data-")}
+    assert "data-copy-target" in hooks and "data-confirm" in hooks
+    assert sorted(hook for hook in hooks if hook not in script) == []
+
+
+def test_stylesheet_loads_nothing_from_the_network() -> None:
+    css = (STATIC / "console.css").read_text()
+    assert "@import" not in css and "url(" not in css and "http" not in css
+
+
+def test_environments_do_not_mix_languages_under_concurrency() -> None:
+    def heading(lang: str) -> str:
+        page = render(lang, "error.html", status=404)
+        return page.find("html")[0]["lang"] or ""
+
+    langs = ["es_419", "en"] * 20
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(heading, langs))
+    assert got == [{"es_419": "es-419", "en": "en"}[lang] for lang in langs]
+    assert templating.environment("es_419") is not templating.environment("en")
+
+
+def test_masking_filters() -> None:
+    assert templating.masked_number(482913576692) == "…6692"
+    assert templating.masked_number("000000000042") == "…0042"
+    assert templating.masked_key("BMog") == "…BMog"
