@@ -19,7 +19,7 @@ install: $(STAMP) catalogs
 
 # gettext catalogs: the .po files are in the repo, the .mo files are built here.
 catalogs: $(STAMP)
-	@if [ -n "$(CATALOGS)" ]; then $(BIN)/pybabel compile --use-fuzzy -q -d llavero/console/locale -D messages; fi
+	@if [ -n "$(CATALOGS)" ]; then $(BIN)/pybabel -q compile -d llavero/console/locale -D messages; fi
 
 run: install
 	$(BIN)/llavero serve
