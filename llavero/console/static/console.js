@@ -3,6 +3,7 @@
      data-dialog-open="ID"   opens <dialog id=ID> as a modal; focus returns to the opener on close
      data-dialog-close       closes the enclosing dialog
      data-autoshow           a dialog rendered open by the server becomes modal on load
+     data-forget-on-close    the dialog leaves the page once closed (a new key is shown once)
      data-copy-target="ID"   copies the value of #ID (data-copied-text / data-manual-copy-text),
                              reporting in [data-copy-status=ID]
      data-confirm="ID"       on a form: ask in <dialog id=ID> first ([data-confirm-name-slot]
@@ -87,7 +88,12 @@
   function setUpDialogs() {
     document.querySelectorAll("dialog").forEach(function (dialog) {
       dialog.addEventListener("keydown", trapFocus);
-      dialog.addEventListener("close", function () { restoreFocus(dialog); });
+      dialog.addEventListener("close", function () {
+        restoreFocus(dialog);
+        if (dialog.hasAttribute("data-forget-on-close")) {
+          dialog.remove();
+        }
+      });
     });
     document.querySelectorAll("[data-dialog-open]").forEach(function (button) {
       button.addEventListener("click", function () {
