@@ -3,6 +3,14 @@
 Spanish (Latin America) comes first because the guide users already follow for AI Studio is in
 es-419; English is the other language. Message ids are the English strings, so English needs no
 catalog and a missing Spanish entry shows English rather than a raw key.
+
+Catalog upkeep, from the repository root (`babel.cfg` names the sources):
+
+    pybabel extract -F babel.cfg -o llavero/console/locale/messages.pot --no-wrap \
+        --sort-by-file --project Llavero --version 0.1.0 .
+    pybabel update -i llavero/console/locale/messages.pot -d llavero/console/locale \
+        -D messages -l es_419 --no-wrap
+    pybabel compile -d llavero/console/locale -D messages
 """
 
 from __future__ import annotations
