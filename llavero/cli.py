@@ -14,15 +14,48 @@ from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from llavero.config import Settings
 from llavero.errors import LlaveroError
 from llavero.service import Actor, Llavero
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (a missing option, bad JSON) as one line on stderr, like every other error,
+    instead of Typer's usage block; exit codes stay Typer's (2 for usage)."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = (args, prog_name, complete_var, False, windows_expand_args)
+        if not standalone_mode:
+            return super().main(*run, **extra)
+        try:
+            code = super().main(*run, **extra)
+        except NoArgsIsHelpError as error:
+            error.show()
+            code = error.exit_code
+        except ClickException as error:
+            err.print(f"error: {error.format_message()}", markup=False, highlight=False)
+            code = error.exit_code
+        except typer.Abort:
+            err.print("error: aborted", markup=False, highlight=False)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help=__doc__)
 users_app = typer.Typer(no_args_is_help=True, help="Console users.")
 tokens_app = typer.Typer(no_args_is_help=True, help="Management tokens for the REST API.")
 projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
