@@ -177,6 +177,7 @@ def serve(
     import uvicorn
 
     from llavero.api import create_app
+    from llavero.logs import install_access_log_filter
 
     with service(db) as llavero:
         llavero.upgrade()
@@ -195,6 +196,7 @@ def serve(
         out.print(
             f"Serving the console at {base}/app/apikey and the API at {base}/v1 (docs: {base}/docs)"
         )
+        install_access_log_filter()
         uvicorn.run(
             create_app(llavero, background=True),
             host=host,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import __version__
-from llavero.api import audit, errors, keys, projects, verify
+from llavero.api import audit, docs, errors, keys, projects, verify
 from llavero.service import Llavero
 
 NO_STORE = (b"cache-control", b"no-store")
@@ -52,9 +52,13 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
         version=__version__,
         summary="API keys: create, restrict, rotate, revoke, verify, meter.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=errors.RESPONSES,
     )
     app.state.llavero = llavero
     errors.install(app)
+    docs.install(app)
     for module in (projects, keys, verify, audit):
         app.include_router(module.router)
     app.add_middleware(NoStore)

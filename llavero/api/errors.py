@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from llavero.errors import LlaveroError
@@ -28,6 +29,25 @@ HTTP_STATUSES = {
     413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: int
+    status: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The SPEC error body, declared in the OpenAPI document for every status a call can get."""
+
+    error: ErrorDetail
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": name}
+    for status, name in HTTP_STATUSES.items()
+    if status in (400, 401, 403, 404, 409, 412, 429)
 }
 
 

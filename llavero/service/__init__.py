@@ -18,6 +18,7 @@ from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.context import Actor, Context
 from llavero.service.projects import Projects
+from llavero.service.purger import Purger
 from llavero.service.tokens import Tokens
 from llavero.service.users import Users
 from llavero.store import Database
@@ -68,6 +69,7 @@ class Llavero:
         self.audit = Audit(self.ctx)
         self.verifier = Verifier(self.ctx)
         self._feed: ChangeFeed | None = None
+        self._purger: Purger | None = None
 
     @property
     def db(self) -> Database:
@@ -77,13 +79,18 @@ class Llavero:
         self.ctx.db.upgrade()
 
     def start(self) -> None:
-        """Background work of a serving instance: the change feed from other instances."""
+        """Background work of a serving instance: the change feed from other instances, and
+        the purge of keys deleted more than 30 days ago (now, then every hour)."""
         self._feed = ChangeFeed(self.ctx.db, self._apply_change, self.settings.change_poll_seconds)
         self._feed.start()
+        self._purger = Purger(self.keys.purge)
+        self._purger.start()
 
     def close(self) -> None:
         if self._feed is not None:
             self._feed.stop()
+        if self._purger is not None:
+            self._purger.stop()
         self.ctx.db.dispose()
 
     def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
