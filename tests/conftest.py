@@ -24,6 +24,7 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("LLAVERO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def reachable(url: str, default_port: int) -> bool:
@@ -44,6 +45,18 @@ def require(what: str, available: bool) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true but is not available")
     pytest.skip(f"{what} not available")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which backends this run really exercises, so a CI log shows what was tested."""
+    postgres = (
+        f"sqlite, postgresql ({POSTGRES_URL})"
+        if reachable(POSTGRES_URL, 5432)
+        else f"sqlite only (postgresql unreachable at {POSTGRES_URL})"
+    )
+    redis = REDIS_URL if reachable(REDIS_URL, 6379) else f"unreachable at {REDIS_URL}"
+    chromium = CHROMIUM if os.access(CHROMIUM, os.X_OK) else f"missing ({CHROMIUM})"
+    return [f"databases: {postgres}", f"redis: {redis}", f"chromium: {chromium}"]
 
 
 @pytest.fixture(scope="session")
