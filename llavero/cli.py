@@ -368,23 +368,35 @@ def _limit_pairs(values: Sequence[str]) -> dict[str, Any]:
 def keys_list(
     project: Annotated[str, typer.Option(help="Project id, or - for all.")] = "-",
     show_deleted: Annotated[bool, typer.Option("--show-deleted")] = False,
-    filter: Annotated[str | None, typer.Option(help="e.g. 'state=ACTIVE name:gemini'.")] = None,
+    filter: Annotated[
+        str | None, typer.Option(help="e.g. 'state=ACTIVE environment=production name:gemini'.")
+    ] = None,
+    environment: Annotated[str | None, typer.Option(help="Only keys bound to it.")] = None,
+    expiring_within_days: Annotated[
+        int | None,
+        typer.Option(min=0, max=3650, help="Only keys that expire within N days (or have)."),
+    ] = None,
     db: Db = None,
     as_json: Json = False,
 ) -> None:
     """List keys, newest first (masked: only the last 4 characters)."""
+    terms = [filter or ""]
+    if environment is not None:
+        terms.append(f"environment={environment}")
+    if expiring_within_days is not None:
+        terms.append(f"expiring_within_days={expiring_within_days}")
     with service(db) as llavero:
         keys = _all_pages(
             lambda token: llavero.keys.list(
                 CLI,
                 project,
                 show_deleted=show_deleted,
-                filter=filter,
+                filter=" ".join(terms).strip() or None,
                 page_token=token,
                 page_size=1000,
             )
         )
-        emit(keys, as_json, KEY_COLUMNS)
+        emit(keys, as_json, KEY_COLUMNS + ("expire_time",))
 
 
 @keys_app.command("show")
@@ -399,6 +411,55 @@ def keys_show(key_id: str, db: Db = None, as_json: Json = False) -> None:
         for name, value in key.model_dump(mode="json").items():
             table.add_row(name, _cell(value))
         out.print(table)
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    restrictions: Annotated[
+        str | None, typer.Option(help="The complete new restrictions as JSON; '{}' lifts them.")
+    ] = None,
+    environment: Annotated[
+        str | None, typer.Option(help="Bind to an environment; '' unbinds.")
+    ] = None,
+    expire_time: Annotated[str | None, typer.Option(help="RFC 3339 time.")] = None,
+    no_expire: Annotated[bool, typer.Option("--no-expire", help="Remove the expiry.")] = False,
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="A disabled key fails verify.")
+    ] = None,
+    annotation: Annotated[
+        list[str] | None, typer.Option(help="NAME=VALUE, repeatable; replaces all annotations.")
+    ] = None,
+    limit: Annotated[
+        list[str] | None, typer.Option(help="rpm=N etc., repeatable; replaces the key's limits.")
+    ] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Change a key; only the options given change."""
+    if expire_time is not None and no_expire:
+        raise typer.BadParameter("give --expire-time or --no-expire, not both")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["display_name"] = name
+    if restrictions is not None:
+        changes["restrictions"] = _json_option(restrictions, "--restrictions")
+    if environment is not None:
+        changes["environment"] = environment
+    if expire_time is not None or no_expire:
+        changes["expire_time"] = expire_time
+    if enable is not None:
+        changes["state"] = "ACTIVE" if enable else "DISABLED"
+    if annotation:
+        changes["annotations"] = _pairs(annotation, "--annotation")
+    if limit:
+        changes["limits"] = _limit_pairs(limit)
+    if not changes:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    with service(db) as llavero:
+        key = llavero.keys.update(CLI, key_id, changes)
+        emit(key, as_json, KEY_COLUMNS + ("expire_time", "restrictions"))
 
 
 @keys_app.command("delete")
@@ -434,16 +495,30 @@ def keys_rotate(
         out.print(f"new key (shown once): {created.key_string}", markup=False, highlight=False)
 
 
+# The request context shared by `keys verify` and `keys test`.
+Ip = Annotated[str | None, typer.Option(help="Client IP.")]
+Referrer = Annotated[str | None, typer.Option(help="Referer header.")]
+AndroidPackage = Annotated[str | None, typer.Option(help="Android package name.")]
+AndroidCert = Annotated[str | None, typer.Option(help="SHA-1 of the app's signing certificate.")]
+IosBundleId = Annotated[str | None, typer.Option(help="iOS bundle identifier.")]
+ServiceName = Annotated[str | None, typer.Option("--service", help="API service.")]
+Method = Annotated[str | None, typer.Option(help="API method.")]
+Environment = Annotated[str | None, typer.Option(help="Verifier's environment.")]
+
+
 @keys_app.command("verify")
 def keys_verify(
     key: Annotated[
         str | None, typer.Argument(help="The key; read from stdin when omitted (safer).")
     ] = None,
-    ip: Annotated[str | None, typer.Option(help="Client IP.")] = None,
-    referrer: Annotated[str | None, typer.Option(help="Referer header.")] = None,
-    service_name: Annotated[str | None, typer.Option("--service", help="API service.")] = None,
-    method: Annotated[str | None, typer.Option(help="API method.")] = None,
-    environment: Annotated[str | None, typer.Option(help="Verifier's environment.")] = None,
+    ip: Ip = None,
+    referrer: Referrer = None,
+    android_package: AndroidPackage = None,
+    android_cert: AndroidCert = None,
+    ios_bundle_id: IosBundleId = None,
+    service_name: ServiceName = None,
+    method: Method = None,
+    environment: Environment = None,
     db: Db = None,
     as_json: Json = False,
 ) -> None:
@@ -456,6 +531,9 @@ def keys_verify(
             key=secret or "",
             ip=ip,
             referrer=referrer,
+            android_package=android_package,
+            android_cert=android_cert,
+            ios_bundle_id=ios_bundle_id,
             service=service_name,
             method=method,
             environment=environment,
@@ -463,6 +541,44 @@ def keys_verify(
         result = llavero.verifier.verify(request).to_dict()
         emit(result, as_json, ("valid", "code", "key_id", "project", "plan", "environment"))
     if not result["valid"]:
+        raise typer.Exit(3)
+
+
+@keys_app.command("test")
+def keys_test(
+    key_id: str,
+    ip: Ip = None,
+    referrer: Referrer = None,
+    android_package: AndroidPackage = None,
+    android_cert: AndroidCert = None,
+    ios_bundle_id: IosBundleId = None,
+    service_name: ServiceName = None,
+    method: Method = None,
+    environment: Environment = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Dry-run a verify context against a key: which rule allows or refuses it, and why.
+    Counts no usage; exit code 0 only when the request would be allowed."""
+    context = {
+        "ip": ip,
+        "referrer": referrer,
+        "android_package": android_package,
+        "android_cert": android_cert,
+        "ios_bundle_id": ios_bundle_id,
+        "service": service_name,
+        "method": method,
+        "environment": environment,
+    }
+    with service(db) as llavero:
+        result = llavero.keys.test_restrictions(CLI, key_id, context)
+        if as_json:
+            emit(result, True)
+        else:
+            emit(result.checks, False, ("restriction", "allowed", "matched_rule", "reason"))
+            verdict = "allowed" if result.allowed else f"refused: {result.code}"
+            out.print(f"verdict: {verdict}", markup=False, highlight=False)
+    if not result.allowed:
         raise typer.Exit(3)
 
 

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Query
 from llavero import models
 from llavero.api.auth import Caller, Service
 from llavero.api.projects import PageSize, PageToken
-from llavero.api.schemas import KeyCreate, KeyList, KeyUpdate, Lookup, Rotate
+from llavero.api.schemas import (
+    KeyCreate,
+    KeyList,
+    KeyUpdate,
+    Lookup,
+    RestrictionTestBody,
+    Rotate,
+)
+from llavero.service.dryrun import RestrictionTest
 
 router = APIRouter(tags=["keys"])
 
@@ -68,6 +76,14 @@ def undelete_key(key: str, actor: Caller, llavero: Service) -> models.Key:
 @router.post("/v1/keys/{key}:rotate")
 def rotate_key(key: str, body: Rotate, actor: Caller, llavero: Service) -> models.CreatedKey:
     return llavero.keys.rotate(actor, key, body.grace_period_seconds)
+
+
+@router.post("/v1/keys/{key}:testRestrictions")
+def test_key_restrictions(
+    key: str, body: RestrictionTestBody, actor: Caller, llavero: Service
+) -> RestrictionTest:
+    """Which rule would allow or refuse a verify with this context, and why; counts no usage."""
+    return llavero.keys.test_restrictions(actor, key, body.model_dump())
 
 
 @router.get("/v1/keys/{key}")

@@ -51,6 +51,19 @@ class Rotate(Body):
     grace_period_seconds: int = Field(default=0, ge=0, le=604_800)
 
 
+class RestrictionTestBody(Body):
+    """The context of `POST /v1/keys:verify` without `key` and `cost`."""
+
+    ip: str | None = Field(default=None, max_length=2048)
+    referrer: str | None = Field(default=None, max_length=2048)
+    android_package: str | None = Field(default=None, max_length=2048)
+    android_cert: str | None = Field(default=None, max_length=2048)
+    ios_bundle_id: str | None = Field(default=None, max_length=2048)
+    service: str | None = Field(default=None, max_length=2048)
+    method: str | None = Field(default=None, max_length=2048)
+    environment: str | None = Field(default=None, max_length=2048)
+
+
 class Lookup(Body):
     key_string: str = Field(max_length=1000)
 

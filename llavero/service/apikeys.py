@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from llavero import keys, limits, models, restrictions
 from llavero.changes import KEY, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, pagination, projects, validation
+from llavero.service import audit, dryrun, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -233,6 +233,16 @@ class ApiKeys:
             result = models.CreatedKey(key=to_model(row), key_string=key_string)
         self.ctx.cache.invalidate_key(key_id)
         return result
+
+    def test_restrictions(
+        self, actor: Actor, key_id: str, context: Mapping[str, Any]
+    ) -> dryrun.RestrictionTest:
+        """Dry-run of verify for this key and request context: counts no usage, writes nothing."""
+        actor.require("keys:read")
+        request = dryrun.request_context(context)
+        with self.ctx.db.reading() as session:
+            row = self._load(session, actor, key_id)
+            return dryrun.explain(row, request, self.ctx.clock.now())
 
     def lookup(self, actor: Actor, key_string: str) -> models.KeyLookup:
         """Which project and key a string belongs to; the string itself is never echoed."""
