@@ -10,6 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import __version__
 from llavero.api import audit, docs, errors, keys, projects, verify
+from llavero.api import forward_auth as forward_auth_api
+from llavero.console.security import SecurityHeaders
 from llavero.service import Llavero
 
 NO_STORE = (b"cache-control", b"no-store")
@@ -61,5 +63,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     docs.install(app)
     for module in (projects, keys, verify, audit):
         app.include_router(module.router)
+    app.include_router(forward_auth_api.router)
     app.add_middleware(NoStore)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -1,4 +1,5 @@
-"""Who is calling: a management token (`Authorization: Bearer`) or a console session."""
+"""Who is calling: a management token (`Authorization: Bearer`) or a console session, whose
+state-changing calls must carry its CSRF token in `X-CSRF-Token`."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from llavero.console.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
 from llavero.errors import Unauthenticated
 from llavero.service import Actor, Llavero
 
@@ -25,6 +27,11 @@ def authenticate(request: Request) -> Actor:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials:
         return llavero.tokens.authenticate(credentials.strip(), client_ip(request))
+    signed_in = llavero.sessions.resume(request.cookies.get(SESSION_COOKIE))
+    if signed_in is not None:
+        if request.method not in SAFE_METHODS:
+            check_csrf(signed_in, request.headers.get(CSRF_HEADER))
+        return signed_in.actor(client_ip(request))
     raise Unauthenticated("send Authorization: Bearer <management token>")
 
 

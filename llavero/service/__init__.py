@@ -14,12 +14,18 @@ from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
 from llavero.keys import KeyHasher
+from llavero.limits import create_limiter
+from llavero.plans import load_plans
 from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
+from llavero.service.billing import Billing
 from llavero.service.context import Actor, Context
+from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
 from llavero.service.purger import Purger
+from llavero.service.sessions import Sessions
 from llavero.service.tokens import Tokens
+from llavero.service.usage_report import UsageReports
 from llavero.service.users import Users
 from llavero.store import Database
 from llavero.verify import Verifier
@@ -63,11 +69,16 @@ class Llavero:
             cache=KeyCache(self.settings.cache_size),
         )
         self.users = Users(self.ctx)
+        self.sessions = Sessions(self.ctx)
         self.tokens = Tokens(self.ctx)
         self.projects = Projects(self.ctx)
         self.keys = ApiKeys(self.ctx)
         self.audit = Audit(self.ctx)
-        self.verifier = Verifier(self.ctx)
+        self.plans = PlanCatalog(load_plans(self.settings))
+        self.limiter = create_limiter(self.settings)
+        self.billing = Billing(self.ctx, self.plans)
+        self.usage_reports = UsageReports(self.ctx, self.limiter, self.plans)
+        self.verifier = Verifier(self.ctx, self.limiter, self.plans.plans)
         self._feed: ChangeFeed | None = None
         self._purger: Purger | None = None
 
@@ -91,6 +102,7 @@ class Llavero:
             self._feed.stop()
         if self._purger is not None:
             self._purger.stop()
+        self.limiter.close()
         self.ctx.db.dispose()
 
     def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
