@@ -105,18 +105,36 @@ def normalize_key_limits(data: Mapping[str, Any] | None, field: str = "limits") 
 def checks_for(
     plan: Plan, key_limits: Mapping[str, int], project_id: str, key_id: str, cost: int
 ) -> list[Check]:
-    """Project checks from the plan plus key checks from the key's own limits; both must pass."""
+    """Project checks from the plan plus key checks from the key's own limits; both must pass.
+
+    Called on every verify, so it reads the plan's fields directly instead of building
+    `plan.limits()`, and builds each scope string once."""
     if cost < 0:
         raise InvalidArgument("must be 0 or more", field="cost")
-    plan_limits = plan.limits()
+    project_scope = f"p:{project_id}"
+    key_scope = f"k:{key_id}" if key_limits else ""
     checks: list[Check] = []
     for name in LIMIT_NAMES:
         amount = 1 if name in REQUEST_LIMITS else cost
-        if name in plan_limits:
-            checks.append(Check(name, f"p:{project_id}", plan_limits[name], amount))
-        if name in key_limits:
-            checks.append(Check(name, f"k:{key_id}", key_limits[name], amount))
+        plan_limit = getattr(plan, name)
+        if plan_limit is not None:
+            checks.append(Check(name, project_scope, plan_limit, amount))
+        key_limit = key_limits.get(name) if key_limits else None
+        if key_limit is not None:
+            checks.append(Check(name, key_scope, key_limit, amount))
     return checks
+
+
+def limit_dicts(statuses: Mapping[str, LimitStatus]) -> dict[str, dict[str, int]]:
+    """The `limits` of an answer: `{"rpm": {"limit", "remaining", "reset_seconds"}, ...}`."""
+    return {
+        name: {
+            "limit": status.limit,
+            "remaining": status.remaining,
+            "reset_seconds": status.reset_seconds,
+        }
+        for name, status in statuses.items()
+    }
 
 
 def window_end(name: str, now: float) -> int:

@@ -1,12 +1,14 @@
 """The verify hot path: every protected request of every API behind Llavero passes here.
 
 In order, cheapest first: shape and checksum (no storage touched), the cached record by keyed
-hash (a database read only on a cache miss), state and expiry, environment, restrictions.
-Readable top to bottom on purpose: `Verifier.verify` is the whole decision.
+hash (a database read only on a cache miss), state and expiry, environment, restrictions, and
+last the rate limits and quotas of the project's plan and of the key (one limiter call, no
+database). Readable top to bottom on purpose: `Verifier.verify` is the whole decision.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,8 @@ from sqlalchemy import or_, select
 
 from llavero import keys
 from llavero.cache import MISSING, KeyRecord, Missing
+from llavero.limits import Limiter, checks_for, limit_dicts
+from llavero.plans import Plan
 from llavero.restrictions import RequestContext, compile_restrictions
 from llavero.service.context import Context
 from llavero.service.projects import plan_name
@@ -99,12 +103,14 @@ def state_code(record: KeyRecord, now: float) -> str | None:
 
 
 class Verifier:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, limiter: Limiter, plans: Mapping[str, Plan]) -> None:
         self.ctx = ctx
         self._prefix = ctx.key_prefix
         self._hash = ctx.hasher.hash
         self._cache = ctx.cache
         self._time = ctx.clock.time
+        self._limiter = limiter
+        self._plans = plans
 
     def verify(self, request: VerifyRequest) -> VerifyResult:
         if not keys.is_well_formed(request.key, self._prefix):
@@ -112,19 +118,38 @@ class Verifier:
         record = self.record(request.key)
         if isinstance(record, Missing):
             return NOT_FOUND
-        code = self.refusal(record, request)
-        return VerifyResult(
-            code or "VALID", record.key_id, record.project_id, record.plan, record.environment
+        now = self._time()
+        code = self.refusal(record, request, now)
+        limits: dict[str, dict[str, int]] = {}
+        if code is None:
+            checks = checks_for(
+                self._plans[record.plan],
+                record.limits,
+                record.project_id,
+                record.key_id,
+                request.cost,
+            )
+            decision = self._limiter.hit(checks, now)
+            code = decision.code
+            limits = limit_dicts(decision.limits)
+        result = VerifyResult(
+            code or "VALID",
+            record.key_id,
+            record.project_id,
+            record.plan,
+            record.environment,
+            limits,
         )
+        return result
 
     def record(self, key: str) -> KeyRecord | Missing:
         """The cached record of a well-formed key string, loaded on a miss."""
         digest = self._hash(key)
         return self._cache.get(digest) or self._load(digest)
 
-    def refusal(self, record: KeyRecord, request: VerifyRequest) -> str | None:
+    def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> str | None:
         """Why this key may not serve this request, or None: state, environment, restrictions."""
-        code = state_code(record, self._time())
+        code = state_code(record, now)
         if code is not None:
             return code
         if request.environment and record.environment and request.environment != record.environment:
