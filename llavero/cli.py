@@ -154,7 +154,7 @@ def _json_option(text: str | None, option: str) -> Any:
 
 def _read_secret(prompt: str) -> str:
     if sys.stdin.isatty():
-        return str(typer.prompt(prompt, hide_input=True))
+        return str(typer.prompt(prompt, hide_input=True, err=True))
     return sys.stdin.readline().strip()
 
 
@@ -236,7 +236,10 @@ def users_create(
     """Create a console user (prompts for the password)."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     if password is None:
-        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+        # Prompts go to stderr so that stdout stays the table or the JSON.
+        password = str(
+            typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        )
     with service(db) as llavero:
         user = llavero.users.create(CLI, email, password, role="admin" if admin else "member")
         emit(user, as_json, ("id", "email", "role", "create_time"))
