@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -64,7 +62,3 @@ def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
     assert "frame-ancestors 'none'" in policy
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "same-origin"
-
-
-def test_session_ttl_is_twelve_hours() -> None:
-    assert SESSION_TTL == timedelta(hours=12)
