@@ -1,0 +1,49 @@
+"""Mounts the console on the API's FastAPI app: pages, static files and the answers to a
+signed-out browser, a refused CSRF token or a missing page."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from llavero.api import errors
+from llavero.console import web
+from llavero.console.pages import auth, keys
+from llavero.console.templating import TEMPLATE_DIR
+from llavero.service import Llavero
+
+STATIC_DIR = TEMPLATE_DIR.parent / "static"
+API_PREFIXES = ("/v1", "/docs", "/redoc", "/openapi.json")
+
+
+def install(app: FastAPI, llavero: Llavero) -> None:
+    """`llavero` is the service the pages call; the app already holds it in `app.state`."""
+    app.state.llavero = llavero
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (auth, keys):
+        app.include_router(module.router)
+    app.add_exception_handler(web.SignInRequired, _sign_in)
+    app.add_exception_handler(web.CsrfRefused, _csrf_refused)
+    app.add_exception_handler(HTTPException, _http_error)
+
+
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, web.SignInRequired)
+    return RedirectResponse(web.signin_url(exc.next_path), status_code=303)
+
+
+async def _csrf_refused(request: Request, exc: Exception) -> Response:
+    return web.render(request, web.language(request), "error.html", status_code=403, status=403)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Console paths get the error page in the visitor's language; API paths keep JSON."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(API_PREFIXES):
+        return await errors.on_http_error(request, exc)
+    status = exc.status_code
+    return web.render(
+        request, web.language(request), "error.html", status_code=status, status=status
+    )

@@ -1,0 +1,1 @@
+"""Console pages, one router per area: sign-in, keys, users, audit."""

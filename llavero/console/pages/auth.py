@@ -1,0 +1,100 @@
+"""Signing in and out: email and password, the one-time link, and the session cookie."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from llavero.console import security, web
+from llavero.errors import ResourceExhausted, Unauthenticated
+from llavero.models import User
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/app/apikey", status_code=303)
+
+
+@router.get("/signin")
+def signin_page(request: Request, next: str | None = None) -> Response:
+    if web.service(request).sessions.resume(request.cookies.get(security.SESSION_COOKIE)):
+        return RedirectResponse(web.local_path(next), status_code=303)
+    return _signin_form(request, next=next)
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    expected = request.cookies.get(web.SIGNIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        return _signin_form(request, status_code=403, error="csrf", email=email, next=next)
+    try:
+        user = web.service(request).users.authenticate(email, password, web.client_ip(request))
+    except ResourceExhausted:
+        return _signin_form(request, status_code=429, error="rate_limited", email=email, next=next)
+    except Unauthenticated:
+        return _signin_form(
+            request, status_code=401, error="invalid_credentials", email=email, next=next
+        )
+    return _start_session(request, user, web.local_path(next))
+
+
+@router.get("/signin/link")
+def signin_link(request: Request, token: str = "") -> Response:
+    """The first-run (or invitation) link: works once, then signs in like a password would."""
+    try:
+        user = web.service(request).users.redeem_signin_link(token, web.client_ip(request))
+    except Unauthenticated:
+        return _signin_form(request, status_code=401, error="invalid_link")
+    return _start_session(request, user, "/app/apikey")
+
+
+@router.post("/signout")
+def signout(current: web.SignedInAction) -> Response:
+    request = current.request
+    web.service(request).sessions.end(request.cookies.get(security.SESSION_COOKIE))
+    response = RedirectResponse("/signin", status_code=303)
+    security.clear_session_cookie(response, web.secure_cookies(request))
+    return response
+
+
+def _start_session(request: Request, user: User, target: str) -> Response:
+    token, _ = web.service(request).sessions.create(user, web.client_ip(request))
+    response = RedirectResponse(target, status_code=303)
+    security.set_session_cookie(response, token, web.secure_cookies(request))
+    response.delete_cookie(web.SIGNIN_CSRF_COOKIE, path="/signin")
+    return response
+
+
+def _signin_form(
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    email: str = "",
+    next: str | None = None,
+) -> HTMLResponse:
+    token = web.signin_csrf_token(request)
+    response = web.render(
+        request,
+        web.language(request),
+        "signin.html",
+        status_code=status_code,
+        headers=dict(web.NO_STORE),
+        csrf_token=token,
+        error=error,
+        email=email,
+        next=web.local_path(next) if next else None,
+    )
+    web.set_signin_csrf_cookie(request, response, token)
+    return response

@@ -1,0 +1,327 @@
+"""The keys page, `/app/apikey`, as in AI Studio: the table, the create dialog and the row
+actions (delete and undo, undelete, rotate, disable/enable, rename).
+
+Every action is a POST checked for CSRF that calls the service layer and answers with a 303 back
+to the page, so a reload never repeats it. The two that make a key string (create, rotate) answer
+the page itself instead, with the key in a dialog and `Cache-Control: no-store`: the string is
+never put in a URL, a cookie or a store, so it shows once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse, Response
+
+from llavero import models, restrictions
+from llavero.console import web
+from llavero.console.plans import plan_display_name
+from llavero.errors import LlaveroError, PermissionDenied
+from llavero.service.apikeys import STATES
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE: Final = 50
+PAGE_PATH: Final = "/app/apikey"
+NEW_PROJECT_NAME: Final = "Gemini API"
+GRACE_PERIODS: Final = (0, 3600, 86400, 604800)
+"""Rotation grace periods offered: now, 1 hour, 24 hours, 7 days (in seconds)."""
+SORTS: Final = ("newest", "oldest", "name", "project")
+LIVE_STATES: Final = tuple(state for state in STATES if state != "DELETED")
+ERROR_CODES: Final = {
+    "PERMISSION_DENIED": "permission_denied",
+    "NOT_FOUND": "not_found",
+    "FAILED_PRECONDITION": "failed_precondition",
+    "INVALID_ARGUMENT": "invalid_argument",
+    "ALREADY_EXISTS": "already_exists",
+    "RESOURCE_EXHAUSTED": "resource_exhausted",
+}
+"""Service error statuses as the page's `error` codes; each has a translated message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What the visitor asked to see: every query parameter of the page, checked."""
+
+    query: str = ""
+    project: str = ""
+    state: str = ""
+    environment: str = ""
+    sort: str = "newest"
+    page_token: str = ""
+    show_deleted: bool = False
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> Listing:
+        state = params.get("state", "").upper()
+        sort = params.get("sort", "newest")
+        return cls(
+            query=params.get("q", "").strip()[:100],
+            project=params.get("project", "").strip(),
+            state=state if state in LIVE_STATES else "",
+            environment=params.get("environment", "").strip()[:63],
+            sort=sort if sort in SORTS else "newest",
+            page_token=params.get("page_token", ""),
+            show_deleted=params.get("show") == "deleted",
+        )
+
+    def service_filter(self) -> str:
+        """The service's filter syntax; every word of the search must be in the key's name."""
+        terms = [f"name:{word}" for word in self.query.split()]
+        if self.show_deleted:
+            terms.append("state=DELETED")
+        elif self.state:
+            terms.append(f"state={self.state}")
+        if self.environment and " " not in self.environment:
+            terms.append(f"environment={self.environment}")
+        return " ".join(terms)
+
+    def url(self, **changes: str) -> str:
+        """This listing's URL with some parameters changed (an empty value drops one)."""
+        params = {
+            "q": self.query,
+            "project": self.project,
+            "state": self.state,
+            "environment": self.environment,
+            "sort": "" if self.sort == "newest" else self.sort,
+            "show": "deleted" if self.show_deleted else "",
+        } | changes
+        kept = {name: value for name, value in params.items() if value}
+        return PAGE_PATH + (f"?{urlencode(kept)}" if kept else "")
+
+
+@router.get(PAGE_PATH)
+def keys_page(current: web.SignedInPage) -> HTMLResponse:
+    params = current.request.query_params
+    return _render(
+        current,
+        Listing.from_query(params),
+        notice=params.get("notice"),
+        notice_key=params.get("key"),
+        error=params.get("error") if params.get("error") in ERROR_CODES.values() else None,
+    )
+
+
+@router.post(PAGE_PATH)
+def create_key(
+    current: web.SignedInAction,
+    project: Annotated[str, Form()] = "",
+    new_project_name: Annotated[str, Form()] = NEW_PROJECT_NAME,
+    display_name: Annotated[str, Form()] = "",
+) -> Response:
+    llavero, actor = current.llavero, current.actor
+    try:
+        if project:
+            target = llavero.projects.get(actor, project)
+        else:
+            target = llavero.projects.create(actor, new_project_name.strip() or NEW_PROJECT_NAME)
+        created = llavero.keys.create(actor, target.id, display_name=display_name.strip() or None)
+    except LlaveroError as error:
+        code = "permission_denied" if isinstance(error, PermissionDenied) else "create_failed"
+        return _render(current, Listing(), error=code, status_code=error.http_status)
+    shown = {"key_string": created.key_string, "project_name": target.display_name}
+    return _render(current, Listing(), created=shown)
+
+
+@router.post(PAGE_PATH + "/{key_id}/delete")
+def delete_key(current: web.SignedInAction, key_id: str) -> Response:
+    return _act(current, lambda: current.llavero.keys.delete(current.actor, key_id), "key_deleted")
+
+
+@router.post(PAGE_PATH + "/{key_id}/undelete")
+def undelete_key(current: web.SignedInAction, key_id: str) -> Response:
+    return _act(
+        current, lambda: current.llavero.keys.undelete(current.actor, key_id), "key_restored"
+    )
+
+
+@router.post(PAGE_PATH + "/{key_id}/disable")
+def disable_key(current: web.SignedInAction, key_id: str) -> Response:
+    return _act(
+        current,
+        lambda: current.llavero.keys.update(current.actor, key_id, {"state": "DISABLED"}),
+        "key_disabled",
+    )
+
+
+@router.post(PAGE_PATH + "/{key_id}/enable")
+def enable_key(current: web.SignedInAction, key_id: str) -> Response:
+    return _act(
+        current,
+        lambda: current.llavero.keys.update(current.actor, key_id, {"state": "ACTIVE"}),
+        "key_enabled",
+    )
+
+
+@router.post(PAGE_PATH + "/{key_id}/rename")
+def rename_key(
+    current: web.SignedInAction, key_id: str, display_name: Annotated[str, Form()] = ""
+) -> Response:
+    return _act(
+        current,
+        lambda: current.llavero.keys.update(
+            current.actor, key_id, {"display_name": display_name.strip()}
+        ),
+        "key_renamed",
+    )
+
+
+@router.post(PAGE_PATH + "/{key_id}/rotate")
+def rotate_key(
+    current: web.SignedInAction, key_id: str, grace_period: Annotated[str, Form()] = "0"
+) -> Response:
+    seconds = int(grace_period) if grace_period.isdigit() else -1
+    if seconds not in GRACE_PERIODS:
+        return current.redirect(PAGE_PATH + "?error=invalid_argument")
+    try:
+        rotated = current.llavero.keys.rotate(current.actor, key_id, seconds)
+        project = current.llavero.projects.get(current.actor, rotated.key.project)
+    except LlaveroError as error:
+        return current.redirect(PAGE_PATH + "?" + urlencode({"error": _error_code(error)}))
+    shown = {"key_string": rotated.key_string, "project_name": project.display_name}
+    return _render(current, Listing(), created=shown, notice="key_rotated")
+
+
+def _act(current: web.Page, call: Any, notice: str) -> Response:
+    """Runs one service call; its outcome (a notice or an error) goes back in the URL."""
+    try:
+        key: models.Key = call()
+    except LlaveroError as error:
+        return current.redirect(PAGE_PATH + "?" + urlencode({"error": _error_code(error)}))
+    return current.redirect(PAGE_PATH + "?" + urlencode({"notice": notice, "key": key.id}))
+
+
+def _error_code(error: LlaveroError) -> str:
+    return ERROR_CODES.get(error.status, "failed_precondition")
+
+
+def _render(
+    current: web.Page,
+    listing: Listing,
+    *,
+    status_code: int = 200,
+    created: Mapping[str, str] | None = None,
+    notice: str | None = None,
+    notice_key: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    llavero, actor = current.llavero, current.actor
+    projects = _all_projects(current)
+    try:
+        page = llavero.keys.list(
+            actor,
+            listing.project or "-",
+            show_deleted=listing.show_deleted,
+            filter=listing.service_filter() or None,
+            page_size=PAGE_SIZE,
+            page_token=listing.page_token or None,
+        )
+    except LlaveroError as failure:
+        page = models.Page[models.Key](items=[], next_page_token="")
+        error = error or _error_code(failure)
+    by_id = {project.id: project for project in projects}
+    rows = _sorted([_row(current, key, by_id) for key in page.items], listing.sort)
+    return current.render(
+        "apikey.html",
+        status_code=status_code,
+        headers=dict(web.NO_STORE),
+        now=llavero.ctx.clock.now(),
+        rows=rows,
+        projects=[
+            {"id": project.id, "display_name": project.display_name, "number": project.number}
+            for project in projects
+        ],
+        created=created,
+        notice=notice,
+        notice_key=notice_key if notice == "key_deleted" else None,
+        error=error,
+        listing=_listing_context(listing, page.next_page_token),
+        grace_periods=GRACE_PERIODS,
+    )
+
+
+def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
+    return {
+        "query": listing.query,
+        "project": listing.project,
+        "state": listing.state,
+        "environment": listing.environment,
+        "sort": listing.sort,
+        "show_deleted": listing.show_deleted,
+        "next_url": listing.url(page_token=next_page_token) if next_page_token else "",
+        "first_url": listing.url() if listing.page_token else "",
+        "deleted_url": Listing(show_deleted=True).url(),
+        "live_url": PAGE_PATH,
+        "sort_urls": {sort: listing.url(sort=sort) for sort in SORTS},
+    }
+
+
+def _all_projects(current: web.Page) -> list[models.Project]:
+    """Every project the user can see, for the filter and the create dialog."""
+    projects: list[models.Project] = []
+    token: str | None = None
+    while True:
+        page = current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
+        projects.extend(page.items)
+        if not page.next_page_token:
+            return projects
+        token = page.next_page_token
+
+
+def _row(
+    current: web.Page, key: models.Key, projects: Mapping[str, models.Project]
+) -> dict[str, Any]:
+    project = projects.get(key.project)
+    plan = project.plan if project else "free"
+    base = f"{PAGE_PATH}/{key.id}"
+    return {
+        "key_id": key.id,
+        "display_name": key.display_name,
+        "project_id": key.project,
+        "project_number": project.number if project else "",
+        "project_name": project.display_name if project else key.project,
+        "last4": key.last4,
+        "create_time": key.create_time,
+        "plan": plan,
+        "plan_display_name": plan_display_name(current.llavero, plan),
+        "billing_url": "/app/billing?" + urlencode({"project": key.project}),
+        "usage_url": "/app/usage?" + urlencode({"key": key.id}),
+        "delete_url": f"{base}/delete",
+        "action_url": base,
+        "environment": key.environment,
+        "state": key.state,
+        "restrictions": _restriction_kinds(key.restrictions),
+        "last_used_time": key.last_used_time,
+        "delete_time": key.delete_time,
+        "purge_time": key.purge_time,
+    }
+
+
+RESTRICTION_KINDS: Final = {
+    restrictions.ALLOWED_IPS: "ips",
+    restrictions.ALLOWED_REFERRERS: "referrers",
+    restrictions.ANDROID_APPS: "android_apps",
+    restrictions.IOS_BUNDLE_IDS: "ios_bundle_ids",
+    restrictions.API_TARGETS: "api_targets",
+}
+"""Restriction fields of a key as the page names their badges."""
+
+
+def _restriction_kinds(key_restrictions: Mapping[str, Any]) -> list[str]:
+    return [kind for field, kind in RESTRICTION_KINDS.items() if key_restrictions.get(field)]
+
+
+def _sorted(rows: Iterable[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """Newest first is the service's order; the other orders sort the page shown."""
+    items = list(rows)
+    if sort == "oldest":
+        return items[::-1]
+    if sort == "name":
+        return sorted(items, key=lambda row: str(row["display_name"]).casefold())
+    if sort == "project":
+        return sorted(items, key=lambda row: str(row["project_name"]).casefold())
+    return items

@@ -1,0 +1,200 @@
+"""What every console route needs: its language, its signed-in user, the CSRF check and a
+rendered page with the shared context.
+
+Routes take `Page` (any signed-in page) or `Action` (a POST that changes something) as a
+dependency. Both raise `SignInRequired` for a signed-out browser, which the console turns into a
+redirect to `/signin?next=...`, so a route body only ever runs for a known user.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from llavero.console import i18n, security, templating
+from llavero.errors import PermissionDenied
+from llavero.service import Actor, Llavero
+from llavero.service.sessions import SignedIn
+
+SIGNIN_CSRF_COOKIE: Final = "llavero_signin_csrf"
+"""Double-submit cookie of the sign-in form: there is no session yet to hold its token."""
+LANGUAGE_COOKIE_MAX_AGE: Final = 365 * 24 * 3600
+NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+class SignInRequired(Exception):
+    """Raised by the page dependencies for a signed-out browser; answered with a redirect."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without the right CSRF token: answered 403, nothing written."""
+
+
+def service(request: Request) -> Llavero:
+    llavero: Llavero = request.app.state.llavero
+    return llavero
+
+
+def language(request: Request) -> str:
+    """`?hl=`, then the remembered choice, then Accept-Language (see `i18n.negotiate`)."""
+    return i18n.negotiate(
+        request.query_params.get("hl"),
+        request.cookies.get(i18n.LANGUAGE_COOKIE),
+        request.headers.get("accept-language"),
+    )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def secure_cookies(request: Request) -> bool:
+    return security.is_secure(request, service(request).settings.secure_cookies)
+
+
+def local_path(value: str | None, default: str = "/app/apikey") -> str:
+    """Only a path on this site may be a `next` target: `//evil.example` or `https:` are not."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    return value
+
+
+def signin_url(next_path: str) -> str:
+    return "/signin?next=" + quote(next_path, safe="")
+
+
+def _requested_path(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _signed_in(request: Request) -> SignedIn:
+    signed_in = service(request).sessions.resume(request.cookies.get(security.SESSION_COOKIE))
+    if signed_in is None:
+        next_path = _requested_path(request) if request.method == "GET" else "/app/apikey"
+        raise SignInRequired(next_path)
+    return signed_in
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A request from a signed-in user: who, in which language, and how to answer."""
+
+    request: Request
+    signed_in: SignedIn
+    lang: str
+
+    @property
+    def llavero(self) -> Llavero:
+        return service(self.request)
+
+    @property
+    def actor(self) -> Actor:
+        return self.signed_in.actor(client_ip(self.request))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.signed_in.user.role == "admin"
+
+    def context(self) -> dict[str, Any]:
+        user = self.signed_in.user
+        return {
+            "user": {"email": user.email, "is_admin": self.is_admin},
+            "csrf_token": self.signed_in.csrf_token,
+        }
+
+    def render(
+        self,
+        template: str,
+        *,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        return render(
+            self.request,
+            self.lang,
+            template,
+            status_code=status_code,
+            headers=headers,
+            **(self.context() | context),
+        )
+
+    def redirect(self, url: str) -> RedirectResponse:
+        """303 after a POST: the browser follows with a GET, so a reload never re-posts."""
+        return RedirectResponse(url, status_code=303)
+
+
+def page(request: Request) -> Page:
+    return Page(request, _signed_in(request), language(request))
+
+
+async def action(request: Request) -> Page:
+    """A signed-in POST whose `csrf_token` field (or X-CSRF-Token header) matches the session."""
+    current = page(request)
+    form = await request.form()
+    presented = form.get(security.CSRF_FIELD) or request.headers.get(security.CSRF_HEADER)
+    try:
+        security.check_csrf(current.signed_in, presented if isinstance(presented, str) else None)
+    except PermissionDenied:
+        raise CsrfRefused from None
+    return current
+
+
+SignedInPage = Annotated[Page, Depends(page)]
+SignedInAction = Annotated[Page, Depends(action)]
+
+
+def render(
+    request: Request,
+    lang: str,
+    template: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page in `lang`; a `?hl=` that names a language is remembered in the language cookie."""
+    response = HTMLResponse(
+        templating.render(lang, template, **context), status_code=status_code, headers=headers
+    )
+    remember_language(request, response)
+    return response
+
+
+def remember_language(request: Request, response: Response) -> None:
+    chosen = i18n.normalize(request.query_params.get("hl"))
+    if chosen and chosen != request.cookies.get(i18n.LANGUAGE_COOKIE):
+        response.set_cookie(
+            i18n.LANGUAGE_COOKIE,
+            chosen,
+            max_age=LANGUAGE_COOKIE_MAX_AGE,
+            samesite="lax",
+            secure=secure_cookies(request),
+            path="/",
+        )
+
+
+def signin_csrf_token(request: Request) -> str:
+    """The sign-in form's token: the one already in the browser's cookie, else a new one."""
+    return request.cookies.get(SIGNIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+
+def set_signin_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        SIGNIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
+        path="/signin",
+    )
