@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import __version__
-from llavero.api import audit, docs, errors, keys, projects, verify
+from llavero.api import audit, billing, docs, errors, keys, projects, usage_report, verify
 from llavero.api import forward_auth as forward_auth_api
 from llavero.console import app as console_app
 from llavero.console.security import SecurityHeaders
@@ -62,7 +62,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     app.state.llavero = llavero
     errors.install(app)
     docs.install(app)
-    for module in (projects, keys, verify, audit):
+    for module in (projects, keys, verify, audit, billing, usage_report):
         app.include_router(module.router)
     app.include_router(forward_auth_api.router)
     console_app.install(app, llavero)
