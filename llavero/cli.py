@@ -61,11 +61,15 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Management tokens for the R
 projects_app = typer.Typer(no_args_is_help=True, help="Projects.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 db_app = typer.Typer(no_args_is_help=True, help="The database.")
+plans_app = typer.Typer(no_args_is_help=True, help="Plans: limits per project.")
+billing_app = typer.Typer(no_args_is_help=True, help="Billing accounts and project billing.")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(projects_app, name="projects")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(plans_app, name="plans")
+app.add_typer(billing_app, name="billing")
 
 # Piped output is for other programs and logs: do not cut cells to a guessed terminal width.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
@@ -583,6 +587,86 @@ def keys_test(
             out.print(f"verdict: {verdict}", markup=False, highlight=False)
     if not result.allowed:
         raise typer.Exit(3)
+
+
+# --- plans and billing --------------------------------------------------------------------
+
+PLAN_COLUMNS = ("name", "display_name", "rpm", "rpd", "upm", "upd")
+ACCOUNT_COLUMNS = ("id", "display_name", "currency", "open", "create_time", "update_time")
+BILLING_INFO_COLUMNS = ("project", "billing_account", "plan", "limits")
+
+
+@plans_app.command("list")
+def plans_list(db: Db = None, as_json: Json = False) -> None:
+    """List the plans and their limits (requests and units per minute and per UTC day)."""
+    with service(db) as llavero:
+        plans = llavero.plans.list()
+    if as_json:
+        emit(plans, True)
+        return
+    rows = [
+        {name: "unlimited" if value is None else value for name, value in plan} for plan in plans
+    ]
+    emit(rows, False, PLAN_COLUMNS)
+
+
+@billing_app.command("create")
+def billing_create(
+    display_name: Annotated[str, typer.Argument(help='e.g. "Acme Corp"')],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "USD",
+    closed: Annotated[bool, typer.Option("--closed", help="Create it closed.")] = False,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Create a billing account."""
+    with service(db) as llavero:
+        account = llavero.billing.create(CLI, display_name, currency, open=not closed)
+        emit(account, as_json, ACCOUNT_COLUMNS)
+
+
+@billing_app.command("list")
+def billing_list(db: Db = None, as_json: Json = False) -> None:
+    """List billing accounts."""
+    with service(db) as llavero:
+        accounts = _all_pages(lambda token: llavero.billing.list(CLI, page_token=token))
+        emit(accounts, as_json, ACCOUNT_COLUMNS)
+
+
+@billing_app.command("link")
+def billing_link(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    account: Annotated[str, typer.Argument(help="Billing account id (an open one).")],
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Link a project to an open billing account: it moves to the paid plan at once."""
+    with service(db) as llavero:
+        emit(llavero.billing.link(CLI, project, account), as_json, BILLING_INFO_COLUMNS)
+
+
+@billing_app.command("unlink")
+def billing_unlink(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Unlink a project from its billing account: it moves back to the free plan at once."""
+    with service(db) as llavero:
+        emit(llavero.billing.unlink(CLI, project), as_json, BILLING_INFO_COLUMNS)
+
+
+@billing_app.command("close")
+def billing_close(account: str, db: Db = None, as_json: Json = False) -> None:
+    """Close a billing account: its projects stay linked but fall back to the free plan."""
+    with service(db) as llavero:
+        emit(llavero.billing.close(CLI, account), as_json, ACCOUNT_COLUMNS)
+
+
+@billing_app.command("reopen")
+def billing_reopen(account: str, db: Db = None, as_json: Json = False) -> None:
+    """Reopen a closed billing account: its linked projects return to the paid plan."""
+    with service(db) as llavero:
+        emit(llavero.billing.reopen(CLI, account), as_json, ACCOUNT_COLUMNS)
 
 
 def main() -> None:
