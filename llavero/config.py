@@ -46,6 +46,27 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs whose X-Forwarded-For is believed (gateway and forward auth).",
     )
+    gateway_upstream: str | None = Field(
+        default=None, description="Base URL the gateway forwards to (`llavero gateway`)."
+    )
+    gateway_upstream_key_env: str = Field(
+        default="GEMINI_API_KEY",
+        description="Environment variable holding the upstream's own key (never logged).",
+    )
+    gateway_upstream_key_header: str = Field(
+        default="x-goog-api-key",
+        description="Header carrying the upstream key; `authorization` sends `Bearer KEY`.",
+    )
+    gateway_service: str | None = Field(
+        default=None,
+        description="Service name verify checks api_targets against (default: upstream host).",
+    )
+    gateway_environment: str | None = Field(
+        default=None, description="Environment of the gateway; keys of another one are refused."
+    )
+    gateway_read_timeout_seconds: float = Field(
+        default=300.0, description="Longest wait for the upstream's next bytes."
+    )
     cache_size: int = Field(default=1_000_000, description="Key records kept in memory.")
     change_poll_seconds: float = Field(
         default=1.0,
