@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
@@ -22,6 +22,9 @@ from llavero.restrictions import RequestContext, compile_restrictions
 from llavero.service.context import Context
 from llavero.service.projects import plan_name
 from llavero.store import tables
+
+if TYPE_CHECKING:
+    from llavero.usage import UsageMeter
 
 CODES = (
     "VALID",
@@ -103,7 +106,13 @@ def state_code(record: KeyRecord, now: float) -> str | None:
 
 
 class Verifier:
-    def __init__(self, ctx: Context, limiter: Limiter, plans: Mapping[str, Plan]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        limiter: Limiter,
+        plans: Mapping[str, Plan],
+        meter: UsageMeter | None = None,
+    ) -> None:
         self.ctx = ctx
         self._prefix = ctx.key_prefix
         self._hash = ctx.hasher.hash
@@ -111,13 +120,14 @@ class Verifier:
         self._time = ctx.clock.time
         self._limiter = limiter
         self._plans = plans
+        self._meter = meter
 
     def verify(self, request: VerifyRequest) -> VerifyResult:
         if not keys.is_well_formed(request.key, self._prefix):
-            return MALFORMED
+            return self._unmatched(MALFORMED)
         record = self.record(request.key)
         if isinstance(record, Missing):
-            return NOT_FOUND
+            return self._unmatched(NOT_FOUND)
         now = self._time()
         code = self.refusal(record, request, now)
         limits: dict[str, dict[str, int]] = {}
@@ -140,6 +150,17 @@ class Verifier:
             record.environment,
             limits,
         )
+        if self._meter is not None:  # units are spent only when the request goes through
+            units = request.cost if code is None else 0
+            self._meter.record(
+                record.key_id, record.project_id, result.code, units, request.ip, now
+            )
+        return result
+
+    def _unmatched(self, result: VerifyResult) -> VerifyResult:
+        """No key to count usage under: only the Prometheus counter sees it."""
+        if self._meter is not None:
+            self._meter.record_unmatched(result.code)
         return result
 
     def record(self, key: str) -> KeyRecord | Missing:

@@ -115,6 +115,7 @@ def make_service(settings: Settings, clock: FrozenClock) -> Iterator[Llavero]:
     try:
         yield llavero
     finally:
+        llavero.usage_meter.close()  # its last flush must land before the tables are emptied
         if llavero.db.engine.dialect.name == "postgresql":
             with llavero.db.engine.begin() as connection:
                 names = ", ".join(table.name for table in Base.metadata.sorted_tables)

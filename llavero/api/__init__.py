@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llavero import __version__
 from llavero.api import audit, billing, docs, errors, keys, projects, usage_report, verify
 from llavero.api import forward_auth as forward_auth_api
+from llavero.api import usage as usage_api
 from llavero.console import app as console_app
 from llavero.console.security import SecurityHeaders
 from llavero.service import Llavero
@@ -65,6 +66,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     for module in (projects, keys, verify, audit, billing, usage_report):
         app.include_router(module.router)
     app.include_router(forward_auth_api.router)
+    app.include_router(usage_api.router)
     console_app.install(app, llavero)
     app.add_middleware(NoStore)
     app.add_middleware(SecurityHeaders)

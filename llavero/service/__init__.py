@@ -25,9 +25,11 @@ from llavero.service.projects import Projects
 from llavero.service.purger import Purger
 from llavero.service.sessions import Sessions
 from llavero.service.tokens import Tokens
+from llavero.service.usage import Usage
 from llavero.service.usage_report import UsageReports
 from llavero.service.users import Users
 from llavero.store import Database
+from llavero.usage import UsageMeter
 from llavero.verify import Verifier
 
 log = logging.getLogger("llavero")
@@ -77,8 +79,12 @@ class Llavero:
         self.plans = PlanCatalog(load_plans(self.settings))
         self.limiter = create_limiter(self.settings)
         self.billing = Billing(self.ctx, self.plans)
-        self.usage_reports = UsageReports(self.ctx, self.limiter, self.plans)
-        self.verifier = Verifier(self.ctx, self.limiter, self.plans.plans)
+        self.usage_meter = UsageMeter(self.ctx)
+        self.usage = Usage(self.ctx)
+        self.usage_reports = UsageReports(
+            self.ctx, self.limiter, self.plans, self.usage_meter.record_units
+        )
+        self.verifier = Verifier(self.ctx, self.limiter, self.plans.plans, self.usage_meter)
         self._feed: ChangeFeed | None = None
         self._purger: Purger | None = None
 
@@ -96,12 +102,14 @@ class Llavero:
         self._feed.start()
         self._purger = Purger(self.keys.purge)
         self._purger.start()
+        self.usage_meter.start()
 
     def close(self) -> None:
         if self._feed is not None:
             self._feed.stop()
         if self._purger is not None:
             self._purger.stop()
+        self.usage_meter.close()
         self.limiter.close()
         self.ctx.db.dispose()
 

@@ -1,0 +1,277 @@
+"""Usage metering: every verify of a known key counted per key, minute and outcome, plus units.
+
+Counting must not cost a database write per verify, so `UsageMeter.record` only bumps a counter
+in a dict under a lock held for a few dictionary operations. A flusher thread swaps that dict
+out every `usage_flush_seconds` and writes it in one transaction: the minute buckets, the same
+deltas added into their hour and day buckets (the rollup, so minute, hour and day series always
+add up to the same totals), and `last_used_time` / `last_used_ip` of each key used. A clean
+shutdown (`close`) flushes everything; a crash loses at most the last flush interval. When the
+database refuses a flush, the deltas go back into the buffer and the next tick retries them.
+
+Units reported after the answer (`POST /v1/usage:report`) are counted under the code
+`REPORTED` with zero requests, so that they add to the units of a bucket without adding a verify.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Connection, Table, bindparam, delete, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from llavero import metrics
+from llavero.store import tables
+
+if TYPE_CHECKING:  # the service layer imports this module: no import cycle at run time
+    from llavero.service.context import Context
+
+log = logging.getLogger("llavero.usage")
+
+REPORTED: Final = "REPORTED"
+GRANULARITIES: Final[Mapping[str, int]] = {"minute": 60, "hour": 3600, "day": 86400}
+PRUNE_EVERY_SECONDS: Final = 3600.0
+
+BUCKETS: Final[Table] = tables.Base.metadata.tables["usage_buckets"]
+KEYS: Final[Table] = tables.Base.metadata.tables["keys"]
+
+# (key_id, project_id, minute_start, code) -> [requests, units]
+Deltas = dict[tuple[str, str, int, str], list[int]]
+# key_id -> (time, ip) of its latest verify
+LastUsed = dict[str, tuple[float, str | None]]
+
+
+class UsageMeter:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pending: Deltas = {}
+        self._last_used: LastUsed = {}
+        self._verifies: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_prune = 0.0
+        metrics.USAGE_SOURCES.add(self)
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def record(
+        self, key_id: str, project_id: str, code: str, units: int, ip: str | None, now: float
+    ) -> None:
+        """Count one verify of a known key: O(1), no I/O."""
+        bucket = (key_id, project_id, int(now // 60) * 60, code)
+        with self._lock:
+            counts = self._pending.get(bucket)
+            if counts is None:
+                self._pending[bucket] = [1, units]
+            else:
+                counts[0] += 1
+                counts[1] += units
+            self._last_used[key_id] = (now, ip)
+            self._verifies[code] = self._verifies.get(code, 0) + 1
+
+    def record_unmatched(self, code: str) -> None:
+        """A verify that matched no key (MALFORMED, NOT_FOUND): counted for Prometheus only,
+        since there is no key or project to store it under."""
+        with self._lock:
+            self._verifies[code] = self._verifies.get(code, 0) + 1
+
+    def record_units(self, key_id: str, project_id: str, units: int, now: float) -> None:
+        """Units learned after the answer (usage:report): code REPORTED, zero requests."""
+        bucket = (key_id, project_id, int(now // 60) * 60, REPORTED)
+        with self._lock:
+            counts = self._pending.setdefault(bucket, [0, 0])
+            counts[1] += units
+
+    # -- what Prometheus reads at scrape time ---------------------------------------------------
+
+    def verify_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._verifies)
+
+    def buffered_buckets(self) -> int:
+        return len(self._pending)
+
+    # -- flushing --------------------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write what was counted since the last flush; returns how many minute buckets.
+
+        On a database error the deltas go back into the buffer (nothing is lost) and the error
+        propagates; the flusher thread logs it and retries on its next tick.
+        """
+        with self._flush_lock:
+            with self._lock:
+                deltas, self._pending = self._pending, {}
+                last_used, self._last_used = self._last_used, {}
+            if not deltas and not last_used:
+                return 0
+            started = time.perf_counter()
+            try:
+                with self.ctx.db.transaction() as session:
+                    connection = session.connection()
+                    self._write_buckets(connection, deltas)
+                    self._write_last_used(connection, last_used)
+            except BaseException:
+                self._put_back(deltas, last_used)
+                metrics.USAGE_FLUSH_FAILURES.inc()
+                raise
+            metrics.USAGE_FLUSH_SECONDS.observe(time.perf_counter() - started)
+            return len(deltas)
+
+    def prune(self, now: float) -> int:
+        """Delete buckets older than the retention of their granularity; returns how many."""
+        settings = self.ctx.settings
+        retention_days = {
+            "minute": settings.usage_retention_minute_days,
+            "hour": settings.usage_retention_hour_days,
+            "day": settings.usage_retention_day_days,
+        }
+        deleted = 0
+        with self.ctx.db.transaction() as session:
+            connection = session.connection()
+            for granularity, days in retention_days.items():
+                cutoff = datetime.fromtimestamp(now - days * 86400, UTC)
+                result = connection.execute(
+                    delete(BUCKETS).where(
+                        BUCKETS.c.granularity == granularity, BUCKETS.c.bucket_start < cutoff
+                    )
+                )
+                deleted += result.rowcount
+        return deleted
+
+    def start(self) -> None:
+        """Flush every `usage_flush_seconds` and prune every hour, in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="llavero-usage", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Clean shutdown: stop the flusher, then flush everything still buffered."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not write the last usage counts at shutdown; they are lost")
+        finally:
+            metrics.USAGE_SOURCES.discard(self)
+
+    def _run(self) -> None:
+        interval = max(self.ctx.settings.usage_flush_seconds, 0.01)
+        while not self._stop.wait(interval):
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.flush()
+            now = self.ctx.clock.time()
+            if now >= self._next_prune:
+                self.prune(now)
+                self._next_prune = now + PRUNE_EVERY_SECONDS
+        except Exception:  # the database may be restarting: keep counting, retry next tick
+            log.exception("could not write usage counts; retrying on the next tick")
+
+    def _put_back(self, deltas: Deltas, last_used: LastUsed) -> None:
+        with self._lock:
+            for bucket, (requests, units) in deltas.items():
+                counts = self._pending.setdefault(bucket, [0, 0])
+                counts[0] += requests
+                counts[1] += units
+            for key_id, used in last_used.items():
+                newer = self._last_used.get(key_id)
+                if newer is None or newer[0] < used[0]:
+                    self._last_used[key_id] = used
+
+    def _write_buckets(self, connection: Connection, deltas: Deltas) -> None:
+        rows = rollup(deltas)
+        if rows:
+            connection.execute(_upsert(connection.dialect.name), rows)
+
+    def _write_last_used(self, connection: Connection, last_used: LastUsed) -> None:
+        if not last_used:
+            return
+        rows = [
+            {"b_key_id": key_id, "b_time": datetime.fromtimestamp(when, UTC), "b_ip": ip}
+            for key_id, (when, ip) in sorted(last_used.items())
+        ]
+        statement = (
+            update(KEYS)
+            .where(
+                KEYS.c.id == bindparam("b_key_id"),
+                or_(KEYS.c.last_used_time.is_(None), KEYS.c.last_used_time < bindparam("b_time")),
+            )
+            .values(last_used_time=bindparam("b_time"), last_used_ip=bindparam("b_ip"))
+        )
+        connection.execute(statement, rows)
+
+
+def rollup(deltas: Deltas) -> list[dict[str, Any]]:
+    """Bucket rows for every granularity: each minute delta is also added to its hour and day.
+
+    Rows come sorted by primary key, so that two instances flushing the same buckets lock them
+    in the same order (no deadlock on PostgreSQL)."""
+    merged: dict[tuple[str, str, int, str], list[Any]] = {}
+    for (key_id, project_id, minute, code), (requests, units) in deltas.items():
+        for granularity, seconds in GRANULARITIES.items():
+            row = merged.setdefault(
+                (key_id, granularity, minute - minute % seconds, code), [project_id, 0, 0]
+            )
+            row[1] += requests
+            row[2] += units
+    return [
+        {
+            "key_id": key_id,
+            "granularity": granularity,
+            "bucket_start": datetime.fromtimestamp(start, UTC),
+            "code": code,
+            "project_id": project_id,
+            "requests": requests,
+            "units": units,
+        }
+        for (key_id, granularity, start, code), (project_id, requests, units) in sorted(
+            merged.items()
+        )
+    ]
+
+
+def _upsert(dialect: str) -> Insert:
+    """`INSERT … ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`: adding to a
+    bucket is one statement on SQLite and PostgreSQL, safe with several instances."""
+    if dialect == "sqlite":
+        sqlite_insert = sqlite.insert(BUCKETS)
+        return sqlite_insert.on_conflict_do_update(
+            index_elements=_primary_key(),
+            set_=_added(sqlite_insert.excluded),
+        )
+    if dialect == "postgresql":
+        pg_insert = postgresql.insert(BUCKETS)
+        return pg_insert.on_conflict_do_update(
+            index_elements=_primary_key(),
+            set_=_added(pg_insert.excluded),
+        )
+    raise RuntimeError(f"usage metering supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _primary_key() -> list[str]:
+    return [column.name for column in BUCKETS.primary_key.columns]
+
+
+def _added(excluded: Any) -> dict[str, Any]:
+    return {
+        "requests": BUCKETS.c.requests + excluded.requests,
+        "units": BUCKETS.c.units + excluded.units,
+    }
+
+
+__all__ = ["GRANULARITIES", "REPORTED", "UsageMeter", "rollup"]
