@@ -4,13 +4,14 @@ signed-out browser, a refused CSRF token or a missing page."""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from llavero.api import errors
 from llavero.console import web
-from llavero.console.pages import auth, keys
+from llavero.console.pages import account, audit, auth, keys, users
 from llavero.console.templating import TEMPLATE_DIR
 from llavero.service import Llavero
 
@@ -22,11 +23,12 @@ def install(app: FastAPI, llavero: Llavero) -> None:
     """`llavero` is the service the pages call; the app already holds it in `app.state`."""
     app.state.llavero = llavero
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, keys):
+    for module in (auth, keys, users, audit, account):
         app.include_router(module.router)
     app.add_exception_handler(web.SignInRequired, _sign_in)
     app.add_exception_handler(web.CsrfRefused, _csrf_refused)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
@@ -47,3 +49,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return web.render(
         request, web.language(request), "error.html", status_code=status, status=status
     )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    """A console URL with a malformed part (`/app/users/abc/role`) names nothing: 404."""
+    if request.url.path.startswith(API_PREFIXES):
+        return await errors.on_validation_error(request, exc)
+    return web.render(request, web.language(request), "error.html", status_code=404, status=404)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
 from llavero import models, restrictions
-from llavero.console import web
+from llavero.console import i18n, web
 from llavero.console.plans import plan_display_name
 from llavero.errors import LlaveroError, PermissionDenied
 from llavero.service.apikeys import STATES
@@ -119,7 +119,8 @@ def create_key(
             target = llavero.projects.get(actor, project)
         else:
             target = llavero.projects.create(actor, new_project_name.strip() or NEW_PROJECT_NAME)
-        created = llavero.keys.create(actor, target.id, display_name=display_name.strip() or None)
+        name = display_name.strip() or i18n.translations(current.lang).gettext("API key")
+        created = llavero.keys.create(actor, target.id, display_name=name)
     except LlaveroError as error:
         code = "permission_denied" if isinstance(error, PermissionDenied) else "create_failed"
         return _render(current, Listing(), error=code, status_code=error.http_status)
@@ -252,6 +253,7 @@ def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
         "environment": listing.environment,
         "sort": listing.sort,
         "show_deleted": listing.show_deleted,
+        "filtered": bool(listing.service_filter() or listing.project),
         "next_url": listing.url(page_token=next_page_token) if next_page_token else "",
         "first_url": listing.url() if listing.page_token else "",
         "deleted_url": Listing(show_deleted=True).url(),
