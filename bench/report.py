@@ -55,8 +55,11 @@ def machine() -> list[str]:
     ]
 
 
+RUN = ".venv-bench/bin/python -m bench.run"
+
+
 def reproduce(*names: str) -> str:
-    return "`python -m bench.run " + " ".join(f"--only {n}" for n in names) + "`"
+    return f"`{RUN} " + " ".join(f"--only {n}" for n in names) + "`"
 
 
 def summary(scenario: str) -> str:
@@ -98,12 +101,13 @@ def write_report(
     durations: Durations,
     args: Sequence[str],
 ) -> None:
-    command = " ".join(["python -m bench.run", *args])
+    command = " ".join([RUN, *args])
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` (see `bench/README.md` for what each figure means and how to "
-        "run it). Absolute numbers drift with the machine's load; the ratios are the claim.",
+        f"Written by `{command}` after `sh bench/setup.sh` (`make bench` runs both; "
+        "`bench/README.md` says what each figure means). Absolute numbers drift with the "
+        "machine's load; the ratios are the claim.",
         "",
         "## Machine",
         "",

@@ -103,9 +103,12 @@ def run_all(names: Sequence[str], durations: Durations, workdir: Path) -> dict[s
             print(f"starting {name} …", flush=True)
             try:
                 targets[name] = servers.enter_context(SCENARIOS[name](workdir))
-            except (Skipped, ServerFailed) as exc:
-                outcomes[name].problem = f"skipped: {exc}" if isinstance(exc, Skipped) else str(exc)
+            except Skipped as exc:
+                outcomes[name].problem = f"skipped: {exc}"
                 print(f"  {outcomes[name].problem}", flush=True)
+            except ServerFailed as exc:
+                outcomes[name].problem = one_line(str(exc))
+                print(f"  {exc}", flush=True)
         for target in targets.values():
             wrk.run(target, durations.warmup_s, CONNECTIONS, WRK_THREADS)
         for round_number in range(1, durations.rounds + 1):
@@ -114,6 +117,12 @@ def run_all(names: Sequence[str], durations: Durations, workdir: Path) -> dict[s
                 outcomes[name].runs.append(result)
                 print(f"round {round_number} {name}: {format_run(result)}", flush=True)
     return outcomes
+
+
+def one_line(message: str) -> str:
+    """First and last line of a failure (what failed, and the error it ended with)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}"
 
 
 def format_run(result: wrk.WrkResult) -> str:
