@@ -132,16 +132,15 @@ def format_run(result: wrk.WrkResult) -> str:
 
 def judge(comparison: Comparison, outcomes: dict[str, Outcome]) -> Verdict:
     """Median over rounds of the per-round ratio; no verdict on a side that failed."""
-    sides = [outcomes.get(comparison.subject), outcomes.get(comparison.baseline)]
-    for name, side in zip((comparison.subject, comparison.baseline), sides, strict=True):
+    for name in (comparison.subject, comparison.baseline):
+        side = outcomes.get(name)
         if side is None:
             return Verdict(comparison, None, f"not run ({name})")
         if side.problem is not None:
             return Verdict(comparison, None, f"{name} {side.problem}")
         if side.errors:
             return Verdict(comparison, None, f"{name} gave {side.errors} unexpected answers")
-    subject, baseline = sides[0], sides[1]
-    assert subject is not None and baseline is not None
+    subject, baseline = outcomes[comparison.subject], outcomes[comparison.baseline]
     ratio = statistics.median(
         s.requests_per_second / b.requests_per_second
         for s, b in zip(subject.runs, baseline.runs, strict=True)
@@ -191,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes = run_all(names, durations, Path(tmp))
     verdicts = [judge(c, outcomes) for c in COMPARISONS]
     print_summary(outcomes, verdicts)
-    write_report(out, outcomes, verdicts, durations, sys.argv[1:])
+    write_report(out, outcomes, verdicts, durations, sys.argv[1:] if argv is None else argv)
     print(f"\nreport written to {out}")
     return 0
 
