@@ -20,7 +20,7 @@ RESTRICTIONS = {
     "allowed_ips": ["203.0.113.0/24"],
     "api_targets": [{"service": "generativelanguage.googleapis.com"}],
 }
-ALLOWED = {
+ALLOWED: dict[str, Any] = {
     "ip": "203.0.113.7",
     "service": "generativelanguage.googleapis.com",
     "environment": "production",
