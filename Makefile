@@ -36,8 +36,10 @@ unit: install
 
 test: lint typecheck unit
 
-bench: install
-	$(BIN)/python -m bench.run
+# Benchmarks need wrk (Debian package) and peers in their own venv: bench/README.md.
+bench:
+	sh bench/setup.sh
+	.venv-bench/bin/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
