@@ -13,12 +13,13 @@ from llavero.clock import FrozenClock
 from llavero.errors import InvalidArgument, NotFound, PermissionDenied
 from llavero.service import Actor, Llavero
 from llavero.store import tables
+from llavero.verify import VerifyRequest
 
 RESTRICTIONS = {
     "allowed_referrers": ["*.example.com/*"],
     "api_targets": [{"service": "generativelanguage.googleapis.com", "methods": ["*.generate*"]}],
 }
-ALLOWED = {
+ALLOWED: dict[str, Any] = {
     "referrer": "https://app.example.com/chat?session=s3cr3t",
     "service": "generativelanguage.googleapis.com",
     "method": "generateContent",
@@ -103,15 +104,22 @@ def test_the_referrer_path_and_query_never_appear(llavero: Llavero, admin: Actor
 
 
 def test_the_dry_run_writes_nothing(llavero: Llavero, admin: Actor) -> None:
-    key_id = new_key(llavero, admin, restrictions=RESTRICTIONS)
+    project = llavero.projects.create(admin, "Dry run")
+    created = llavero.keys.create(admin, project.id, restrictions=RESTRICTIONS)
+    key_id, key_string = created.key.id, created.key_string
     before = llavero.keys.get(admin, key_id)
     events = len(llavero.audit.list(admin, page_size=1000).items)
     for _ in range(3):
         llavero.keys.test_restrictions(admin, key_id, ALLOWED)
+    llavero.usage_meter.flush()
     assert llavero.keys.get(admin, key_id) == before
     assert len(llavero.audit.list(admin, page_size=1000).items) == events
     with llavero.db.reading() as session:
         assert session.scalar(select(func.count()).select_from(tables.UsageBucket)) == 0
+    llavero.verifier.verify(VerifyRequest(key=key_string, **ALLOWED))  # the meter does count
+    llavero.usage_meter.flush()
+    series = llavero.usage.key_series(admin, key_id, granularity="minute")
+    assert series.totals.requests == {"VALID": 1}
 
 
 @pytest.mark.parametrize(
@@ -157,6 +165,9 @@ def test_over_http(llavero: Llavero, admin: Actor, client: TestClient) -> None:
     }
     refused = client.post(path, json={"environment": "staging"}).json()
     assert (refused["allowed"], refused["code"]) == (False, "ENVIRONMENT_MISMATCH")
+    llavero.usage_meter.flush()
+    usage = client.get(f"/v1/keys/{key_id}/usage", params={"granularity": "minute"}).json()
+    assert usage["totals"]["requests"] == {}
 
 
 @pytest.mark.parametrize(

@@ -188,3 +188,23 @@ def test_rotate_over_http_refuses_bad_bodies(
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith(next(iter(body)))
     assert code(llavero, old) == "VALID"
+
+
+def test_usage_history_is_continuous_across_rotation(
+    any_llavero: Llavero, admin: Actor, clock: FrozenClock
+) -> None:
+    key_id, old = new_key(any_llavero, admin)
+    for _ in range(2):
+        assert code(any_llavero, old) == "VALID"
+    new = any_llavero.keys.rotate(admin, key_id, 60).key_string
+    assert code(any_llavero, old) == "VALID"
+    for _ in range(3):
+        assert code(any_llavero, new) == "VALID"
+    clock.advance(60)
+    assert code(any_llavero, old) == "EXPIRED"
+    any_llavero.usage_meter.flush()
+    series = any_llavero.usage.key_series(admin, key_id, granularity="minute")
+    assert series.totals.requests == {"VALID": 6, "EXPIRED": 1}
+    per_minute = [point.requests for point in series.buckets if sum(point.requests.values())]
+    assert per_minute == [{"VALID": 6, "EXPIRED": 0}, {"VALID": 0, "EXPIRED": 1}]
+    assert any_llavero.keys.get(admin, key_id).last_used_time == clock.now()
