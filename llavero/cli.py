@@ -210,6 +210,47 @@ def serve(
         )
 
 
+@app.command()
+def gateway(
+    upstream: Annotated[
+        str,
+        typer.Option(
+            envvar="LLAVERO_GATEWAY_UPSTREAM",
+            help="Base URL of the upstream API, e.g. https://generativelanguage.googleapis.com",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    upstream_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable with the upstream's key (GEMINI_API_KEY)."),
+    ] = None,
+    upstream_key_header: Annotated[
+        str | None,
+        typer.Option(help="Header for the upstream's key (x-goog-api-key; or authorization)."),
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Verify keys in front of an upstream API; forward with the upstream's own key."""
+    import uvicorn
+
+    from llavero import gateway as gateway_module
+    from llavero.logs import install_access_log_filter
+
+    with service(db) as llavero:
+        proxy = gateway_module.from_settings(
+            llavero, upstream, key_env=upstream_key_env, key_header=upstream_key_header
+        )
+        out.print(f"Gateway at http://{host}:{port} in front of {upstream}", markup=False)
+        install_access_log_filter()
+        uvicorn.run(
+            proxy.app(lifespans=[llavero.start]),
+            host=host,
+            port=port,
+            log_level=llavero.settings.log_level,
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: Db = None) -> None:
     """Apply the database migrations."""

@@ -5,15 +5,13 @@ clients send theirs (`x-goog-api-key`, `?key=`) and where most other clients do
 (`Authorization: Bearer`, `X-API-Key`). The client IP honours `X-Forwarded-For` only from peers
 in `settings.trusted_proxies`, read right to left as proxies append to it.
 
-`?key=` puts a key into URLs, and so into access logs: `RedactKeys` is a logging filter that
-blanks it (and anything shaped like a key) in every log line it is installed on.
+`?key=` puts a key into URLs, and so into access logs: servers install
+`llavero.logs.install_access_log_filter`, and `without_key` keeps it out of upstream URLs.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -23,8 +21,6 @@ from llavero.verify import VerifyRequest
 
 QUERY_KEY: Final = "key"
 KEY_HEADERS: Final = ("x-goog-api-key", "authorization", "x-api-key")
-REDACTED: Final = "REDACTED"
-_QUERY_KEY_RE: Final = re.compile(r"([?&;]key=)[^&;#\s\"']*", re.IGNORECASE)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -148,43 +144,3 @@ def wsgi_headers(environ: Mapping[str, object]) -> dict[str, str]:
         if isinstance(value, str) and value:
             headers[name.replace("_", "-").lower()] = value
     return headers
-
-
-def redact(text: str, key_prefix: str = "llv") -> str:
-    """`text` with `key=` values and key-shaped strings blanked."""
-    text = _QUERY_KEY_RE.sub(rf"\g<1>{REDACTED}", text)
-    return _key_pattern(key_prefix).sub(REDACTED, text)
-
-
-def _key_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{38}}\b")
-
-
-class RedactKeys(logging.Filter):
-    """Blanks keys in a record's message and string arguments (uvicorn's access log puts the
-    full path, query string included, in its arguments)."""
-
-    def __init__(self, key_prefix: str = "llv") -> None:
-        super().__init__()
-        self.key_prefix = key_prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg, self.key_prefix)
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact(arg, self.key_prefix) if isinstance(arg, str) else arg for arg in record.args
-            )
-        return True
-
-
-def install_log_redaction(
-    key_prefix: str = "llv", loggers: Iterable[str] = ("uvicorn.access", "uvicorn.error", "httpx")
-) -> RedactKeys:
-    """Put `RedactKeys` on the loggers that print request lines."""
-    redactor = RedactKeys(key_prefix)
-    for name in loggers:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactKeys) for f in logger.filters):
-            logger.addFilter(redactor)
-    return redactor

@@ -1,0 +1,319 @@
+"""The gateway: Llavero in front of one upstream API (`llavero gateway --upstream URL`).
+
+Each request is verified in process (same store as `llavero serve`, no HTTP hop), then passed on
+with the client's key taken out and the upstream's own credential put in; request and response
+bodies stream through unbuffered, server-sent events included. Refusals answer Google-style
+errors (`llavero.http_verdicts`). Units are learned from the upstream's answer — Gemini's
+`usageMetadata.totalTokenCount`, OpenAI's `usage.total_tokens` — and reported after the stream
+ends, as `POST /v1/usage:report` would, so they count against the unit limits and in usage.
+
+Neither the client's key nor the upstream's is ever logged: `?key=` is removed from the upstream
+URL, and the server's access log is redacted (`llavero.logs.install_access_log_filter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+import anyio
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from llavero import credentials, http_verdicts
+from llavero.credentials import ProxyTrust
+from llavero.errors import FailedPrecondition
+from llavero.http_verdicts import Refusal, Verifies
+from llavero.service import Actor, Llavero
+from llavero.verify import VerifyResult
+
+log = logging.getLogger("llavero.gateway")
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# The client's credentials and what belongs to the gateway's own host never go upstream.
+NOT_UPSTREAM: Final = HOP_BY_HOP | {
+    "host",
+    "cookie",
+    "accept-encoding",
+    "x-forwarded-for",
+    "x-real-ip",
+    *credentials.KEY_HEADERS,
+}
+# The server answering the client sets these itself; `alt-svc` would point at the upstream.
+NOT_DOWNSTREAM: Final = HOP_BY_HOP | {"date", "server", "alt-svc"}
+METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+METERED_TYPES: Final = ("json", "event-stream")
+UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
+SCAN_TAIL: Final = 64
+
+# (verify result of the request, units the upstream stated) -> counted somewhere.
+UnitsReporter = Callable[[VerifyResult, int], None]
+
+
+class UnitsScanner:
+    """The last token total an answer states, found while its bytes stream past.
+
+    A regex over a sliding window rather than a JSON parser, because an answer may be a stream
+    of server-sent events or JSON too large to hold: Gemini repeats a running total in every
+    event and OpenAI states it once at the end, so the last complete match is the total. A match
+    cut by a chunk boundary is found again, whole, with the next chunk, and then wins."""
+
+    def __init__(self) -> None:
+        self.units: int | None = None
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        window = self._tail + chunk
+        for match in UNITS_RE.finditer(window):
+            self.units = int(match.group(1))
+        self._tail = window[-SCAN_TAIL:]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where requests go and the credential they carry there."""
+
+    url: str
+    key: str | None = None
+    key_header: str = "x-goog-api-key"
+    service: str | None = None
+    timeout: httpx.Timeout = field(
+        default_factory=lambda: httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
+    )
+
+    def credential(self) -> dict[str, str]:
+        if not self.key:
+            return {}
+        if self.key_header.lower() == "authorization":
+            return {"authorization": f"Bearer {self.key}"}
+        return {self.key_header.lower(): self.key}
+
+    @property
+    def service_name(self) -> str | None:
+        """The service verify sees: configured, else the upstream's host name."""
+        return self.service or httpx.URL(self.url).host or None
+
+
+class Gateway:
+    def __init__(
+        self,
+        verifier: Verifies,
+        upstream: Upstream,
+        *,
+        trust: ProxyTrust | None = None,
+        report_units: UnitsReporter | None = None,
+        environment: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.upstream = upstream
+        self.trust = trust or ProxyTrust()
+        self.report_units = report_units
+        self.environment = environment
+        self._transport = transport
+        self._base = upstream.url.rstrip("/")
+        self._credential = upstream.credential()
+        self._service = upstream.service_name
+        self._client: httpx.AsyncClient | None = None
+
+    def app(self, lifespans: Iterable[Callable[[], object]] = ()) -> Starlette:
+        """The ASGI app; `lifespans` are called at start-up (e.g. the service's `start`)."""
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            for start in lifespans:
+                start()
+            async with self._new_client() as client:
+                self._client = client
+                yield
+            self._client = None
+
+        route = Route("/{path:path}", self.handle, methods=METHODS)
+        return Starlette(routes=[route], lifespan=lifespan)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.upstream.timeout,
+            transport=self._transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def handle(self, request: Request) -> Response:
+        key = credentials.key_from(request.headers, request.url.query)
+        if not key:
+            return refused(http_verdicts.refusal_for_missing_key())
+        peer = request.client.host if request.client else None
+        origin = credentials.origin_from(
+            request.headers,
+            self.trust.client_ip(peer, request.headers),
+            request.url.path,
+            self._service,
+        )
+        request_to_verify = origin.verify_request(key, self.environment)
+        result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+        refusal = http_verdicts.refusal(result)
+        if refusal is not None:
+            return refused(refusal)
+        return await self.forward(request, result)
+
+    async def forward(self, request: Request, result: VerifyResult) -> Response:
+        assert self._client is not None, "the gateway app was not started (lifespan)"
+        upstream_request = self._client.build_request(
+            request.method,
+            self._upstream_url(request),
+            headers=self._upstream_headers(request),
+            content=_body(request),
+        )
+        try:
+            answer = await self._client.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            log.warning("upstream timed out on %s %s", request.method, request.url.path)
+            return upstream_failed(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
+        except httpx.TransportError as exc:
+            log.warning("upstream unreachable on %s: %s", request.url.path, type(exc).__name__)
+            return upstream_failed(502, "UNAVAILABLE", "The upstream API is unreachable.")
+        headers = {
+            name: value
+            for name, value in answer.headers.multi_items()
+            if name.lower() not in NOT_DOWNSTREAM
+        }
+        headers.update(http_verdicts.rate_limit_headers(result.limits))
+        return StreamingResponse(self._relay(answer, result), answer.status_code, headers)
+
+    async def _relay(self, answer: httpx.Response, result: VerifyResult) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they come; its units reported however the stream ends."""
+        scanner = UnitsScanner() if _is_metered(answer) else None
+        try:
+            async for chunk in answer.aiter_raw():
+                if scanner is not None:
+                    scanner.feed(chunk)
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await answer.aclose()
+                if scanner is not None and scanner.units:
+                    await self._report(result, scanner.units)
+
+    async def _report(self, result: VerifyResult, units: int) -> None:
+        if self.report_units is None:
+            return
+        try:
+            await anyio.to_thread.run_sync(self.report_units, result, units)
+        except Exception as exc:  # metering must never break an answer already sent
+            log.error("could not report %d units of key %s: %s", units, result.key_id, exc)
+
+    def _upstream_url(self, request: Request) -> str:
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        query = credentials.without_key(request.url.query)
+        return f"{self._base}{raw_path.decode('latin-1')}{'?' + query if query else ''}"
+
+    def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
+        headers = [
+            (name, value) for name, value in request.headers.items() if name not in NOT_UPSTREAM
+        ]
+        # Units are read from the answer's bytes, so ask for them uncompressed.
+        headers.append(("accept-encoding", "identity"))
+        headers.extend(self._credential.items())
+        return headers
+
+
+def _body(request: Request) -> AsyncIterator[bytes] | None:
+    """The request body as a stream, or None when there is none (so no chunked empty body)."""
+    headers = request.headers
+    if "content-length" not in headers and "transfer-encoding" not in headers:
+        return None
+    return request.stream()
+
+
+def _is_metered(answer: httpx.Response) -> bool:
+    content_type = answer.headers.get("content-type", "")
+    return answer.headers.get("content-encoding", "identity") == "identity" and any(
+        kind in content_type for kind in METERED_TYPES
+    )
+
+
+def refused(refusal: Refusal) -> Response:
+    headers = {**refusal.headers, "content-type": "application/json; charset=UTF-8"}
+    return Response(refusal.body_bytes(), refusal.status, headers)
+
+
+def upstream_failed(status: int, canonical: str, message: str) -> Response:
+    body = {"error": {"code": status, "status": canonical, "message": message}}
+    return Response(orjson.dumps(body), status, media_type="application/json; charset=UTF-8")
+
+
+def usage_reporter(report: Callable[[str, int, str], object]) -> UnitsReporter:
+    """Units reported as `POST /v1/usage:report` does (`report(key_id, units, request_id)`),
+    under a fresh request id: counted against `upm`/`upd` and in usage."""
+
+    def report_units(result: VerifyResult, units: int) -> None:
+        if result.key_id:
+            report(result.key_id, units, f"gateway-{uuid.uuid4().hex}")
+
+    return report_units
+
+
+def from_settings(
+    llavero: Llavero,
+    upstream_url: str,
+    *,
+    key_env: str | None = None,
+    key_header: str | None = None,
+) -> Gateway:
+    """The gateway `llavero gateway` runs: settings for the upstream (`key_env` and `key_header`
+    override them), the service's verifier, and units reported through the service as
+    `POST /v1/usage:report` does."""
+    settings = llavero.settings
+    key_env = settings.gateway_upstream_key_env if key_env is None else key_env
+    key = os.environ.get(key_env) if key_env else None
+    if key_env and not key:
+        raise FailedPrecondition(
+            f"set the environment variable {key_env} to the upstream's key, or name another "
+            "with --upstream-key-env ('' for an upstream that needs none)",
+            field="gateway_upstream_key_env",
+        )
+    upstream = Upstream(
+        upstream_url,
+        key=key,
+        key_header=key_header or settings.gateway_upstream_key_header,
+        service=settings.gateway_service,
+        timeout=httpx.Timeout(
+            connect=10.0, read=settings.gateway_read_timeout_seconds, write=60.0, pool=10.0
+        ),
+    )
+    actor = Actor.system("gateway")
+    return Gateway(
+        llavero.verifier,
+        upstream,
+        trust=ProxyTrust(settings.trusted_proxies),
+        report_units=usage_reporter(
+            lambda key_id, units, request_id: llavero.usage_reports.report(
+                actor, key_id, units, request_id
+            )
+        ),
+        environment=settings.gateway_environment,
+    )

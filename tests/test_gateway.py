@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from llavero.credentials import ProxyTrust
+from llavero.gateway import Gateway, UnitsScanner, Upstream, usage_reporter
+from llavero.logs import install_access_log_filter
+from llavero.service import Actor, Llavero
+from llavero.verify import VerifyRequest
+from tests.loopback import serve
+
+UPSTREAM_KEY = "AIzaSyUPSTREAM-secret-0123456789abcdefghij"
+GEMINI = "generativelanguage.googleapis.com"
+GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+COUNT = "/v1beta/models/gemini-2.5-flash:countTokens"
+STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+FREE_UPM = 250_000
+
+
+@dataclass
+class FakeUpstream:
+    """Gemini on loopback: echoes what it saw and states its tokens like Gemini and OpenAI."""
+
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    first_sent: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    second_sent: threading.Event = field(default_factory=threading.Event)
+
+    async def record(self, request: Request) -> dict[str, Any]:
+        body = await request.body()
+        entry = {
+            "headers": dict(request.headers),
+            "path": request.url.path,
+            "query": request.url.query,
+            "body": body.decode(),
+        }
+        self.seen.append(entry)
+        return entry
+
+    async def generate(self, request: Request) -> Response:
+        entry = await self.record(request)
+        return JSONResponse({"seen": entry, "usageMetadata": {"totalTokenCount": 42}})
+
+    async def chat(self, request: Request) -> Response:
+        await self.record(request)
+        return JSONResponse({"choices": [], "usage": {"total_tokens": 33}})
+
+    async def stream(self, request: Request) -> Response:
+        await self.record(request)
+
+        async def events() -> AsyncIterator[bytes]:
+            yield b'data: {"candidates": [], "usageMetadata": {"totalTokenCount": 10}}\r\n\r\n'
+            self.first_sent.set()
+            await anyio.to_thread.run_sync(self.release.wait, 10)
+            self.second_sent.set()
+            yield b'data: {"candidates": [], "usageMetadata": {"totalTokenCount": 57}}\r\n\r\n'
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(GENERATE, self.generate, methods=["POST"]),
+                Route(COUNT, self.generate, methods=["POST"]),
+                Route(STREAM, self.stream, methods=["POST"]),
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            ]
+        )
+
+
+@pytest.fixture
+def upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    fake = FakeUpstream()
+    with serve(fake.app()) as url:
+        yield fake, url
+    fake.release.set()
+
+
+class Reports:
+    """Units reports as the service counts them, with a way to wait for one: the gateway
+    reports after the answer's last byte, so a client can be faster than the report."""
+
+    def __init__(self, llavero: Llavero) -> None:
+        self.llavero = llavero
+        self.done = threading.Semaphore(0)
+
+    def __call__(self, key_id: str, units: int, request_id: str) -> None:
+        self.llavero.usage_reports.report(Actor.system("gateway"), key_id, units, request_id)
+        self.done.release()
+
+    def wait(self) -> None:
+        assert self.done.acquire(timeout=10), "the gateway reported no units"
+
+
+@pytest.fixture
+def reports(llavero: Llavero) -> Reports:
+    return Reports(llavero)
+
+
+def gateway_for(
+    llavero: Llavero, upstream_url: str, reports: Reports | None = None, **options: Any
+) -> Gateway:
+    return Gateway(
+        llavero.verifier,
+        Upstream(upstream_url, key=UPSTREAM_KEY, service=options.pop("service", None)),
+        trust=ProxyTrust(llavero.settings.trusted_proxies),
+        report_units=usage_reporter(reports or Reports(llavero)),
+        **options,
+    )
+
+
+@pytest.fixture
+def gateway(
+    llavero: Llavero, upstream: tuple[FakeUpstream, str], reports: Reports
+) -> Iterator[str]:
+    with serve(gateway_for(llavero, upstream[1], reports).app(), access_log=True) as url:
+        yield url
+
+
+def new_key(llavero: Llavero, admin: Actor, **fields: Any) -> tuple[str, str]:
+    project = llavero.projects.create(admin, "Gemini API")
+    created = llavero.keys.create(admin, project.id, **fields)
+    return created.key.id, created.key_string
+
+
+def units_used(llavero: Llavero, key: str) -> int:
+    """Units counted against the key's project, read from the minute limit verify reports."""
+    result = llavero.verifier.verify(VerifyRequest(key))
+    return FREE_UPM - result.limits["upm"]["remaining"]
+
+
+@pytest.mark.parametrize("how", ["x-goog-api-key", "query", "bearer", "x-api-key"])
+def test_the_upstream_sees_its_own_key_never_the_clients(
+    gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor, how: str
+) -> None:
+    _, key = new_key(llavero, admin)
+    headers = {
+        "x-goog-api-key": {"x-goog-api-key": key},
+        "query": {},
+        "bearer": {"Authorization": f"Bearer {key}"},
+        "x-api-key": {"X-API-Key": key},
+    }[how]
+    params = {"key": key, "alt": "json"} if how == "query" else {"alt": "json"}
+    response = httpx.post(
+        gateway + GENERATE, params=params, headers=headers, json={"contents": [{"parts": []}]}
+    )
+    assert response.status_code == 200
+    seen = upstream[0].seen[-1]
+    assert seen["headers"]["x-goog-api-key"] == UPSTREAM_KEY
+    assert key not in json.dumps(seen)
+    assert "authorization" not in seen["headers"]
+    assert "x-api-key" not in seen["headers"]
+    assert seen["query"] == "alt=json"
+    assert json.loads(seen["body"]) == {"contents": [{"parts": []}]}
+
+
+def test_hop_by_hop_and_cookie_headers_stay_behind(
+    gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    _, key = new_key(llavero, admin)
+    headers = {"x-goog-api-key": key, "Cookie": "session=1", "Connection": "keep-alive, x-hop"}
+    assert httpx.post(gateway + GENERATE, headers=headers, json={}).status_code == 200
+    seen = upstream[0].seen[-1]["headers"]
+    assert "cookie" not in seen
+    assert seen.get("connection") != "keep-alive, x-hop"
+    assert seen["accept-encoding"] == "identity"
+
+
+def test_server_sent_events_stream_chunk_by_chunk(
+    gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    fake = upstream[0]
+    _, key = new_key(llavero, admin)
+    url = gateway + STREAM + "?alt=sse"
+    with httpx.stream("POST", url, headers={"x-goog-api-key": key}, json={}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = response.iter_lines()
+        first = next(line for line in events if line)
+        # The first event arrived while the upstream was still holding back the second.
+        assert '"totalTokenCount": 10' in first
+        assert not fake.second_sent.is_set()
+        fake.release.set()
+        rest = [line for line in events if line]
+    assert rest == ['data: {"candidates": [], "usageMetadata": {"totalTokenCount": 57}}']
+
+
+def test_usage_counts_the_upstreams_tokens(
+    gateway: str,
+    upstream: tuple[FakeUpstream, str],
+    reports: Reports,
+    llavero: Llavero,
+    admin: Actor,
+) -> None:
+    upstream[0].release.set()
+    _, key = new_key(llavero, admin)
+    headers = {"x-goog-api-key": key}
+    assert httpx.post(gateway + GENERATE, headers=headers, json={}).status_code == 200
+    reports.wait()
+    assert units_used(llavero, key) == 42
+    streamed = httpx.post(gateway + STREAM + "?alt=sse", headers=headers, json={})
+    assert streamed.status_code == 200
+    reports.wait()
+    assert units_used(llavero, key) == 42 + 57  # the last running total, not the sum
+    chat = httpx.post(gateway + "/v1/chat/completions", headers=headers, json={})
+    assert chat.status_code == 200
+    reports.wait()
+    assert units_used(llavero, key) == 42 + 57 + 33
+
+
+def test_a_revoked_key_is_refused_on_the_next_request(
+    gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    key_id, key = new_key(llavero, admin)
+    headers = {"x-goog-api-key": key}
+    assert httpx.post(gateway + GENERATE, headers=headers, json={}).status_code == 200
+    llavero.keys.delete(admin, key_id)
+    refused = httpx.post(gateway + GENERATE, headers=headers, json={})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert len(upstream[0].seen) == 1
+
+
+def test_a_request_without_a_key_never_reaches_the_upstream(
+    gateway: str, upstream: tuple[FakeUpstream, str]
+) -> None:
+    response = httpx.post(gateway + GENERATE, json={})
+    assert response.status_code == 401
+    assert response.json()["error"]["details"][0]["reason"] == "API_KEY_MISSING"
+    assert upstream[0].seen == []
+
+
+def test_api_targets_are_checked_against_the_service_and_the_verb(
+    llavero: Llavero, admin: Actor, upstream: tuple[FakeUpstream, str]
+) -> None:
+    targets = [{"service": GEMINI, "methods": ["*.generateContent"]}]
+    _, key = new_key(llavero, admin, restrictions={"api_targets": targets})
+    headers = {"x-goog-api-key": key}
+    with serve(gateway_for(llavero, upstream[1], service=GEMINI).app()) as url:
+        assert httpx.post(url + GENERATE, headers=headers, json={}).status_code == 200
+        refused = httpx.post(url + COUNT, headers=headers, json={})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"][0]["metadata"]["code"] == "API_NOT_ALLOWED"
+    assert len(upstream[0].seen) == 1
+
+
+def test_an_unreachable_upstream_is_a_502(llavero: Llavero, admin: Actor) -> None:
+    _, key = new_key(llavero, admin)
+    with serve(Starlette()) as dead:
+        pass  # the port is free again: nothing listens there
+    with serve(gateway_for(llavero, dead).app()) as url:
+        response = httpx.post(url + GENERATE, headers={"x-goog-api-key": key}, json={})
+    assert response.status_code == 502
+    assert response.json()["error"]["status"] == "UNAVAILABLE"
+
+
+def test_no_key_reaches_a_log_line(
+    llavero: Llavero,
+    admin: Actor,
+    upstream: tuple[FakeUpstream, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream[0].release.set()
+    install_access_log_filter()
+    _, key = new_key(llavero, admin)
+    typo = key[:-1] + ("A" if key[-1] != "A" else "B")
+    caplog.set_level(logging.DEBUG)
+    with serve(gateway_for(llavero, upstream[1]).app(), access_log=True) as url:
+        for params in ({"key": key, "alt": "sse"}, {"key": typo}):
+            httpx.post(url + STREAM, params=params, json={})
+        httpx.post(url + GENERATE, headers={"Authorization": f"Bearer {key}"}, json={})
+    access_lines = [r for r in caplog.records if r.name == "uvicorn.access"]
+    redacted = [r for r in access_lines if "key=[REDACTED]" in r.getMessage()]
+    assert len(redacted) == 2
+    # Every line but the test client's own request lines (httpx logs the URL it was given).
+    lines = [record.getMessage() for record in caplog.records]
+    server_lines = [line for line in lines if not line.startswith(f"HTTP Request: POST {url}")]
+    assert any(line.startswith(f"HTTP Request: POST {upstream[1]}") for line in server_lines)
+    for secret in (key, typo, UPSTREAM_KEY):
+        assert not [line for line in server_lines if secret in line]
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_the_scanner_finds_a_total_cut_by_a_chunk_boundary(cut: int) -> None:
+    answer = b'{"x": 1, "usageMetadata": {"totalTokenCount": 123456}}'
+    scanner = UnitsScanner()
+    scanner.feed(answer[:cut])
+    scanner.feed(answer[cut:])
+    assert scanner.units == 123456
