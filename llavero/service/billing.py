@@ -161,7 +161,7 @@ class Billing:
         name = None if display_name is None else validation.display_name(display_name)
         is_open = None if open is None else open_flag(open)
         with self.ctx.db.transaction() as session:
-            row = self._load(session, account_id)
+            row = self._load(session, account_id, lock=True)
             changes: dict[str, Any] = {}
             if name is not None and name != row.display_name:
                 changes["display_name"] = {"old": row.display_name, "new": name}
@@ -211,7 +211,7 @@ class Billing:
         actor.require("admin")
         with self.ctx.db.transaction() as session:
             project = projects.load(session, actor, project_id, write=True)
-            account = self._load(session, account_id)
+            account = self._load(session, account_id, lock=True)
             if not account.open:
                 raise FailedPrecondition(
                     f"billing account {account.id!r} is closed; reopen it or link an open one",
@@ -243,10 +243,14 @@ class Billing:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _load(self, session: Session, account_id: str) -> tables.BillingAccount:
+    def _load(
+        self, session: Session, account_id: str, *, lock: bool = False
+    ) -> tables.BillingAccount:
+        """`lock` serialises a link with a concurrent close on PostgreSQL (SQLite serialises
+        writers anyway): the close then sees the new link and moves that project too."""
         row = None
         if isinstance(account_id, str) and ACCOUNT_ID.fullmatch(account_id):
-            row = session.get(tables.BillingAccount, account_id)
+            row = session.get(tables.BillingAccount, account_id, with_for_update=lock)
         if row is None:
             raise NotFound(
                 f"billing account {account_id!r} does not exist", field="billing_account"
