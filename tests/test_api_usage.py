@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from llavero.api import create_app
 from llavero.clock import FrozenClock
-from llavero.service import Llavero
+from llavero.service import Actor, Llavero
 
 START = "2025-08-01T00:00:00Z"  # the FrozenClock's first instant
 
 
 @pytest.fixture
-def verified(client: TestClient, clock: FrozenClock) -> tuple[str, str, int, int]:
+def any_client(any_llavero: Llavero, admin: Actor) -> Iterator[TestClient]:
+    """The API on SQLite, then on PostgreSQL, signed in with an admin token."""
+    with TestClient(create_app(any_llavero)) as test_client:
+        token = any_llavero.tokens.create(admin, ["admin"]).token
+        test_client.headers["Authorization"] = f"Bearer {token}"
+        yield test_client
+
+
+def verify_through_api(client: TestClient, clock: FrozenClock) -> tuple[str, str, int, int]:
     """A project and a key with N allowed and M refused verifies, through the API."""
     project = client.post("/v1/projects", json={"display_name": "Gemini API"}).json()["id"]
     key = client.post(
@@ -30,26 +40,27 @@ def verified(client: TestClient, clock: FrozenClock) -> tuple[str, str, int, int
     return project, key["key"]["id"], codes.count("VALID"), codes.count("IP_NOT_ALLOWED")
 
 
-@pytest.mark.parametrize("granularity", ["minute", "hour", "day"])
-def test_valid_count_equals_the_allowed_verifies(
-    client: TestClient,
-    llavero: Llavero,
-    clock: FrozenClock,
-    verified: tuple[str, str, int, int],
-    granularity: str,
-) -> None:
-    project, key_id, allowed, refused = verified
-    llavero.usage_meter.flush()
-    query = {"start": START, "end": clock.now().isoformat(), "granularity": granularity}
+@pytest.fixture
+def verified(client: TestClient, clock: FrozenClock) -> tuple[str, str, int, int]:
+    return verify_through_api(client, clock)
 
-    for path in (f"/v1/keys/{key_id}/usage", f"/v1/projects/{project}/usage"):
-        answer = client.get(path, params=query)
-        assert answer.status_code == 200
-        body = answer.json()
-        assert body["granularity"] == granularity
-        assert sum(bucket["requests"]["VALID"] for bucket in body["buckets"]) == allowed == 6
-        assert body["totals"]["requests"] == {"VALID": allowed, "IP_NOT_ALLOWED": refused}
-        assert body["totals"]["units"] == 5 * allowed
+
+def test_valid_count_equals_the_allowed_verifies_at_every_granularity(
+    any_client: TestClient, any_llavero: Llavero, clock: FrozenClock
+) -> None:
+    project, key_id, allowed, refused = verify_through_api(any_client, clock)
+    any_llavero.usage_meter.flush()
+
+    for granularity in ("minute", "hour", "day"):
+        query = {"start": START, "end": clock.now().isoformat(), "granularity": granularity}
+        for path in (f"/v1/keys/{key_id}/usage", f"/v1/projects/{project}/usage"):
+            answer = any_client.get(path, params=query)
+            assert answer.status_code == 200
+            body = answer.json()
+            assert body["granularity"] == granularity
+            assert sum(bucket["requests"]["VALID"] for bucket in body["buckets"]) == allowed == 6
+            assert body["totals"]["requests"] == {"VALID": allowed, "IP_NOT_ALLOWED": refused}
+            assert body["totals"]["units"] == 5 * allowed
 
 
 def test_usage_of_a_key_reaches_last_used(
