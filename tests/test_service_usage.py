@@ -135,3 +135,18 @@ def test_times_in_other_zones_are_read_as_utc(llavero: Llavero, admin: Actor) ->
     )
     assert series.start_time == datetime(2025, 8, 1, tzinfo=UTC)
     assert len(series.buckets) == 3
+
+
+def test_reported_units_join_the_series_once_without_requests(
+    any_llavero: Llavero, admin: Actor
+) -> None:
+    project = any_llavero.projects.create(admin, "Gemini API", "gemini-api")
+    created = any_llavero.keys.create(admin, project.id)
+    any_llavero.verifier.verify(VerifyRequest(created.key_string, cost=5))
+    for _ in range(2):  # a retried report counts once
+        any_llavero.usage_reports.report(admin, created.key.id, 1200, "request-1")
+    any_llavero.usage_meter.flush()
+
+    series = any_llavero.usage.key_series(admin, created.key.id, granularity="minute")
+    assert series.totals.requests == {"VALID": 1}
+    assert series.totals.units == 1205
