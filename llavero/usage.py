@@ -104,7 +104,9 @@ class UsageMeter:
         """Write what was counted since the last flush; returns how many minute buckets.
 
         On a database error the deltas go back into the buffer (nothing is lost) and the error
-        propagates; the flusher thread logs it and retries on its next tick.
+        propagates; the flusher thread logs it and retries on its next tick. A connection lost
+        during COMMIT itself is ambiguous: the batch is then retried, counted twice rather than
+        lost if that commit had in fact landed.
         """
         with self._flush_lock:
             with self._lock:
