@@ -33,7 +33,9 @@ def install(app: FastAPI, llavero: Llavero) -> None:
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, web.SignInRequired)
-    return RedirectResponse(web.signin_url(exc.next_path), status_code=303)
+    return RedirectResponse(
+        web.signin_url(exc.next_path, request.query_params.get("hl")), status_code=303
+    )
 
 
 async def _csrf_refused(request: Request, exc: Exception) -> Response:

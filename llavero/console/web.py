@@ -68,8 +68,10 @@ def local_path(value: str | None, default: str = "/app/apikey") -> str:
     return value
 
 
-def signin_url(next_path: str) -> str:
-    return "/signin?next=" + quote(next_path, safe="")
+def signin_url(next_path: str, hl: str | None = None) -> str:
+    """The sign-in page keeps the language asked for with `?hl=` on the page it stands for."""
+    lang = i18n.normalize(hl)
+    return "/signin?next=" + quote(next_path, safe="") + (f"&hl={lang}" if lang else "")
 
 
 def _requested_path(request: Request) -> str:

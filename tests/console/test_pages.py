@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import PASSWORD, Rows, body_rows, csrf_of, sign_in
+from console_client import PASSWORD, Rows, body_rows, csrf_of, sign_in
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -55,7 +55,9 @@ def test_root_and_signed_out_pages_lead_to_sign_in(anonymous: TestClient) -> Non
 
 def test_sign_in_returns_to_the_page_asked_for(anonymous: TestClient, ana: User) -> None:
     asked = anonymous.get("/app/apikey?hl=en").headers["location"]
+    assert asked == "/signin?next=%2Fapp%2Fapikey%3Fhl%3Den&hl=en"
     form = anonymous.get(asked)
+    assert '<h1 id="signin-heading">Sign in</h1>' in form.text
     assert form.status_code == 200 and 'name="next" value="/app/apikey?hl=en"' in form.text
     answer = anonymous.post(
         "/signin",
