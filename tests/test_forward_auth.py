@@ -171,3 +171,5 @@ def test_only_429_and_403_are_accepted_for_rate_limits(proxy: TestClient) -> Non
     response = proxy.get("/v1/forward-auth?rate_limited_status=500")
     assert response.status_code == 400
     assert "rate_limited_status" in error_of(response)["message"]
+    assert proxy.get("/v1/forward-auth?rate_limited_status=403").status_code == 401
+    assert proxy.get("/v1/forward-auth?rate_limited_status=429").status_code == 401

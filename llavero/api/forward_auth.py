@@ -7,20 +7,21 @@ client's own key, so it must be reachable only by the proxy."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from llavero.api.auth import Service, client_ip
 from llavero.credentials import ProxyTrust
+from llavero.errors import InvalidArgument
 from llavero.forward_auth import FORWARD_AUTH_PATH, ForwardAuth
 from llavero.service import Llavero
 
 router = APIRouter(tags=["forward auth"])
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+RATE_LIMITED_STATUSES = (429, 403)
 RateLimitedStatus = Annotated[
-    Literal[429, 403],
-    Query(description="Status of a rate-limit refusal; 403 for nginx, which drops 429."),
+    int, Query(description="Status of a rate-limit refusal: 429, or 403 for nginx.")
 ]
 
 
@@ -42,6 +43,8 @@ def forward_auth(
 ) -> Response:
     """2xx with X-Llavero-Key-Id, X-Llavero-Project and RateLimit-* to allow; 401 (with
     WWW-Authenticate), 403 or 429 (with Retry-After) and a Google-style body to refuse."""
+    if rate_limited_status not in RATE_LIMITED_STATUSES:
+        raise InvalidArgument("must be 429 or 403", field="rate_limited_status")
     answer = _forward_auth(request, llavero).check(
         request.headers,
         client_ip(request),
