@@ -10,7 +10,9 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
+from typer import rich_utils
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -21,8 +23,10 @@ from llavero.cli import app  # noqa: E402
 
 DOC = ROOT / "docs" / "cli.md"
 REGENERATE = ".venv/bin/python scripts/gen_cli_docs.py"
-# A fixed width and no colour: the page must not depend on the terminal that made it.
-HELP_ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+# A fixed width and no colour: the page must not depend on the terminal (or the CI's
+# FORCE_COLOR, GITHUB_ACTIONS or TERMINAL_WIDTH, which Typer reads once at import) that made it.
+WIDTH = 100
+HELP_ENV = {"COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb"}
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 INTRO = f"""# Command line reference
@@ -52,7 +56,8 @@ def command_paths(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple
 
 
 def help_text(path: tuple[str, ...]) -> str:
-    result = CliRunner().invoke(app, [*path, "--help"], env=HELP_ENV, prog_name="llavero")
+    with mock.patch.multiple(rich_utils, MAX_WIDTH=WIDTH, FORCE_TERMINAL=False, COLOR_SYSTEM=None):
+        result = CliRunner().invoke(app, [*path, "--help"], env=HELP_ENV, prog_name="llavero")
     if result.exit_code != 0:
         raise RuntimeError(f"llavero {' '.join(path)} --help failed: {result.output}")
     lines = [line.rstrip() for line in ANSI.sub("", result.stdout).splitlines()]
