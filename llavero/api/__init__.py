@@ -12,6 +12,7 @@ from llavero import __version__
 from llavero.api import audit, billing, docs, errors, keys, projects, usage_report, verify
 from llavero.api import forward_auth as forward_auth_api
 from llavero.api import usage as usage_api
+from llavero.api.fast_verify import VerifyFastPath
 from llavero.console import app as console_app
 from llavero.console.security import SecurityHeaders
 from llavero.service import Llavero
@@ -70,4 +71,5 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     console_app.install(app, llavero)
     app.add_middleware(NoStore)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(VerifyFastPath, llavero=llavero)  # outermost: skips the layers above
     return app

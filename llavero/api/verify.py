@@ -9,12 +9,15 @@ from llavero.api.auth import Caller, Service
 from llavero.verify import VerifyRequest
 
 router = APIRouter(tags=["verify"])
-Text = Field(default=None, max_length=2048)
+KEY_MAX_LENGTH = 256
+TEXT_MAX_LENGTH = 2048
+MAX_COST = 10**12
+Text = Field(default=None, max_length=TEXT_MAX_LENGTH)
 
 
 class VerifyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    key: str = Field(max_length=256)
+    key: str = Field(max_length=KEY_MAX_LENGTH)
     ip: str | None = Text
     referrer: str | None = Text
     android_package: str | None = Text
@@ -23,7 +26,7 @@ class VerifyBody(BaseModel):
     service: str | None = Text
     method: str | None = Text
     environment: str | None = Text
-    cost: int = Field(default=0, ge=0, le=10**12)
+    cost: int = Field(default=0, ge=0, le=MAX_COST)
 
 
 class LimitOut(BaseModel):
@@ -44,6 +47,8 @@ class VerifyOut(BaseModel):
 
 @router.post("/v1/keys:verify", response_model=VerifyOut)
 def verify_key(body: VerifyBody, actor: Caller, llavero: Service) -> object:
+    # Most verifies are answered before this route by `llavero.api.fast_verify`; this one
+    # answers the rest (errors, sessions, keys not cached yet) and documents the call.
     actor.require("keys:verify")
     result = llavero.verifier.verify(VerifyRequest(**body.model_dump()))
     return result.to_dict()

@@ -1,0 +1,153 @@
+"""`POST /v1/keys:verify` answered below the framework: the hot path over HTTP.
+
+A profile of the FastAPI route under load (docs/benchmarks.md) put 2 % of the time in
+`Verifier.verify` and the rest in the framework: three threadpool hops per request (two sync
+dependencies and the sync route), dependency solving, route matching among every console and
+API route, pydantic in and out, and two middlewares wrapping `send`. This pure ASGI middleware
+answers the common case itself, in the event loop: a JSON body that is plainly valid, a bearer
+token this process has already authenticated, a key whose record is cached. Its answer carries
+the same body (orjson) and the same headers (precomputed) as the route's.
+
+Anything else goes on, body replayed, to the documented FastAPI route in `llavero.api.verify`:
+an invalid body, an unknown token or a console session, a missing scope, a key not cached yet
+(a database read). So every error answer keeps coming from one place, the route keeps the
+OpenAPI document, and the first verify of a key warms the cache for the next ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llavero.api.verify import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
+from llavero.console.security import HEADERS as SECURITY_HEADERS
+from llavero.limits import MemoryLimiter
+from llavero.service import Llavero
+from llavero.verify import VerifyRequest
+
+VERIFY_PATH: Final = "/v1/keys:verify"
+VERIFY_SCOPE: Final = "keys:verify"
+MAX_FAST_BODY: Final = 16 * 1024  # a verify body is ~100 bytes; bigger ones take the route
+TEXT_FIELDS: Final = frozenset(VerifyBody.model_fields) - {"key", "cost"}
+# Same headers, same order as the route's answer after `NoStore` and `SecurityHeaders`.
+_START_HEADERS: Final = (
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    *SECURITY_HEADERS,
+)
+
+
+class VerifyFastPath:
+    """Answers cached verifies without the framework; passes everything else on unchanged.
+
+    `inline` verifies in the event loop when the limiter is this process's memory (no I/O at
+    all on a cached key); with Redis each verify is a network round trip, so it runs in the
+    threadpool and a slow Redis cannot stall every other request.
+    """
+
+    def __init__(self, app: ASGIApp, llavero: Llavero) -> None:
+        self.app = app
+        self._tokens = llavero.tokens
+        self._verify = llavero.verifier.verify
+        self._cache = llavero.ctx.cache
+        self._hash = llavero.ctx.hasher.hash
+        self._inline = isinstance(llavero.limiter, MemoryLimiter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != VERIFY_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        received, body = await read_body(receive)
+        request = self._fast_request(scope, body) if body is not None else None
+        if request is None:
+            await self.app(scope, replay(received, receive), send)
+            return
+        if self._inline:
+            result = self._verify(request)
+        else:
+            result = await run_in_threadpool(self._verify, request)
+        payload = orjson.dumps(result.to_dict())
+        headers = [(b"content-length", str(len(payload)).encode()), *_START_HEADERS]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _fast_request(self, scope: Scope, body: bytes) -> VerifyRequest | None:
+        """The request to verify here and now, or None to leave it to the route."""
+        authorization = content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+        if not content_type.startswith(b"application/json"):
+            return None
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() != b"bearer" or not token:
+            return None
+        actor = self._tokens.cached(token.strip().decode("latin-1"))
+        if actor is None or not actor.allows(VERIFY_SCOPE):
+            return None
+        request = plain_request(body)
+        if request is None or self._cache.get(self._hash(request.key)) is None:
+            return None
+        return request
+
+
+async def read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
+    """The messages read, and the whole body unless it grew past `MAX_FAST_BODY` or the client
+    went away (then None: the route reads the rest and answers as it always did)."""
+    received: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        received.append(message)
+        if message["type"] != "http.request":
+            return received, None
+        size += len(message.get("body", b""))
+        if size > MAX_FAST_BODY:
+            return received, None
+        if not message.get("more_body", False):
+            return received, b"".join(m.get("body", b"") for m in received)
+
+
+def replay(received: list[Message], receive: Receive) -> Receive:
+    """A `receive` that gives back what was already read, then reads on."""
+    pending = list(received)
+
+    async def receive_again() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return receive_again
+
+
+def plain_request(body: bytes) -> VerifyRequest | None:
+    """The body as a request when it is beyond doubt what `VerifyBody` accepts, else None.
+
+    Hand-written rather than a pydantic model because validation was a measurable share of a
+    verify; it accepts a strict subset of `VerifyBody` (exact types, no coercion) and leaves
+    every other body to the route, whose 400 names the field.
+    """
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict:
+        return None
+    key = data.get("key")
+    if type(key) is not str or len(key) > KEY_MAX_LENGTH:
+        return None
+    cost = data.get("cost", 0)
+    if type(cost) is not int or not 0 <= cost <= MAX_COST:
+        return None
+    for name, value in data.items():
+        if name in TEXT_FIELDS:
+            if value is not None and (type(value) is not str or len(value) > TEXT_MAX_LENGTH):
+                return None
+        elif name not in ("key", "cost"):
+            return None
+    return VerifyRequest(**data)
