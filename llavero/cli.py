@@ -12,13 +12,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import typer.core
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import ArgumentError, OperationalError
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from llavero.config import Settings
@@ -92,7 +93,9 @@ def settings_for(db: str | None) -> Settings:
 
 @contextmanager
 def service(db: str | None) -> Iterator[Llavero]:
-    """A service on an up-to-date database; domain errors become one line and exit code 1."""
+    """A service on an up-to-date database. Domain errors, a bad setting and an unreachable
+    database become one line and exit code 1; a database URL is never echoed (it may hold a
+    password)."""
     llavero: Llavero | None = None
     try:
         llavero = Llavero(settings_for(db))
@@ -100,11 +103,25 @@ def service(db: str | None) -> Iterator[Llavero]:
             llavero.upgrade()
         yield llavero
     except LlaveroError as error:
-        err.print(f"error: {error.status}: {error.message}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        _fail(f"{error.status}: {error.message}")
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        first = error.errors()[0]
+        _fail(f"LLAVERO_{str(first['loc'][0]).upper()}: {first['msg']}")
+    except ArgumentError:
+        _fail("LLAVERO_DATABASE_URL (or --db): is not a database URL that SQLAlchemy can use")
+    except OperationalError as error:
+        reason = str(error.orig or error).strip().splitlines() or ["unknown reason"]
+        _fail(f"database: {reason[0]}")
     finally:
         if llavero is not None:
             llavero.close()
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(1) from None
 
 
 def emit(value: Any, as_json: bool, columns: Sequence[str] = (), title: str | None = None) -> None:

@@ -360,6 +360,24 @@ def test_db_option_overrides_the_environment(run: Run, tmp_path: Path) -> None:
     ]
 
 
+def test_an_unreachable_database_is_one_line_without_the_password(run: Run) -> None:
+    url = "postgresql+psycopg://llavero:s3cret-pw@127.0.0.1:1/llavero"
+    line = one_line_error(run("projects", "list", "--db", url))
+    assert line.startswith("error: database:") and "s3cret-pw" not in line
+
+
+def test_a_database_url_sqlalchemy_cannot_use_is_one_line(run: Run) -> None:
+    line = one_line_error(run("projects", "list", "--db", "nosuchdb://u:s3cret-pw@host/db"))
+    assert "LLAVERO_DATABASE_URL" in line and "s3cret-pw" not in line
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAVERO_CACHE_SIZE", "lots")
+    assert "LLAVERO_CACHE_SIZE" in one_line_error(run("projects", "list"))
+
+
 # --- the installed program ----------------------------------------------------------------
 
 
