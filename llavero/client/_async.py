@@ -1,0 +1,201 @@
+"""The asyncio client: the surface of `_sync.py`, awaited."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from llavero import models
+from llavero.api.billing import BillingAccountList
+from llavero.api.schemas import AuditList, KeyList, ProjectList
+from llavero.api.verify import VerifyOut
+from llavero.client import _calls as calls
+from llavero.client._calls import Call, Time
+from llavero.client._errors import raise_for_error
+from llavero.service.billing import BillingAccount, BillingInfo
+from llavero.service.dryrun import RestrictionTest
+from llavero.service.plans import PlanInfo
+from llavero.service.usage import UsageSeries
+from llavero.service.usage_report import UsageReport
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class AsyncClient:
+    """Llavero's REST API with a management token:
+    `AsyncClient("http://127.0.0.1:8080", token)`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self, call: Call[T]) -> T:
+        response = await self._http.request(
+            call.method, call.path, params=dict(call.params), json=call.body
+        )
+        raise_for_error(response)
+        return call.parse(response.json() if response.content else None)
+
+    # --- projects --------------------------------------------------------------------------
+
+    async def create_project(self, display_name: str, id: str | None = None) -> models.Project:
+        return await self._run(calls.create_project(display_name, id))
+
+    async def list_projects(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> ProjectList:
+        return await self._run(calls.list_projects(page_size, page_token))
+
+    async def get_project(self, project: str) -> models.Project:
+        return await self._run(calls.get_project(project))
+
+    async def rename_project(self, project: str, display_name: str) -> models.Project:
+        return await self._run(calls.rename_project(project, display_name))
+
+    async def delete_project(self, project: str) -> None:
+        return await self._run(calls.delete_project(project))
+
+    # --- keys ------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        project: str,
+        *,
+        display_name: str | None = None,
+        expire_time: Time = None,
+        environment: str | None = None,
+        restrictions: Mapping[str, Any] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        limits: Mapping[str, int | None] | None = None,
+    ) -> models.CreatedKey:
+        fields = {
+            "display_name": display_name,
+            "expire_time": expire_time,
+            "environment": environment,
+            "restrictions": restrictions,
+            "annotations": annotations,
+            "limits": limits,
+        }
+        return await self._run(calls.create_key(project, fields))
+
+    async def list_keys(
+        self,
+        project: str = "-",
+        *,
+        show_deleted: bool = False,
+        filter: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> KeyList:
+        return await self._run(
+            calls.list_keys(project, show_deleted, filter, page_size, page_token)
+        )
+
+    async def get_key(self, key: str) -> models.Key:
+        return await self._run(calls.get_key(key))
+
+    async def update_key(self, key: str, **changes: Any) -> models.Key:
+        """`display_name`, `restrictions`, `annotations`, `expire_time`, `limits`, `state`."""
+        return await self._run(calls.update_key(key, changes))
+
+    async def delete_key(self, key: str) -> models.Key:
+        return await self._run(calls.delete_key(key))
+
+    async def undelete_key(self, key: str) -> models.Key:
+        return await self._run(calls.undelete_key(key))
+
+    async def rotate_key(self, key: str, grace_period_seconds: int = 0) -> models.CreatedKey:
+        return await self._run(calls.rotate_key(key, grace_period_seconds))
+
+    async def lookup_key(self, key_string: str) -> models.KeyLookup:
+        return await self._run(calls.lookup_key(key_string))
+
+    async def verify(self, key: str, *, cost: int = 0, **context: str | None) -> VerifyOut:
+        """`context`: ip, referrer, android_package, android_cert, ios_bundle_id, service,
+        method, environment."""
+        return await self._run(calls.verify(key, context, cost))
+
+    async def test_restrictions(self, key: str, **context: str | None) -> RestrictionTest:
+        return await self._run(calls.test_restrictions(key, context))
+
+    # --- usage -----------------------------------------------------------------------------
+
+    async def report_usage(self, key_id: str, units: int, request_id: str) -> UsageReport:
+        return await self._run(calls.report_usage(key_id, units, request_id))
+
+    async def key_usage(
+        self, key: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
+    ) -> UsageSeries:
+        return await self._run(calls.key_usage(key, start, end, granularity))
+
+    async def project_usage(
+        self, project: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
+    ) -> UsageSeries:
+        return await self._run(calls.project_usage(project, start, end, granularity))
+
+    # --- billing, plans, audit -------------------------------------------------------------
+
+    async def create_billing_account(
+        self, display_name: str, *, currency: str | None = None, open: bool = True
+    ) -> BillingAccount:
+        return await self._run(calls.create_billing_account(display_name, currency, open))
+
+    async def list_billing_accounts(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> BillingAccountList:
+        return await self._run(calls.list_billing_accounts(page_size, page_token))
+
+    async def get_billing_account(self, account: str) -> BillingAccount:
+        return await self._run(calls.get_billing_account(account))
+
+    async def update_billing_account(
+        self, account: str, *, display_name: str | None = None, open: bool | None = None
+    ) -> BillingAccount:
+        return await self._run(calls.update_billing_account(account, display_name, open))
+
+    async def get_billing_info(self, project: str) -> BillingInfo:
+        return await self._run(calls.get_billing_info(project))
+
+    async def set_billing_info(self, project: str, billing_account: str | None) -> BillingInfo:
+        return await self._run(calls.set_billing_info(project, billing_account))
+
+    async def list_plans(self) -> list[PlanInfo]:
+        return await self._run(calls.list_plans())
+
+    async def list_audit(
+        self,
+        *,
+        target: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> AuditList:
+        return await self._run(calls.list_audit(target, page_size, page_token))
