@@ -254,6 +254,9 @@ def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
         "sort": listing.sort,
         "show_deleted": listing.show_deleted,
         "filtered": bool(listing.service_filter() or listing.project),
+        "refined": bool(
+            listing.project or listing.state or listing.environment or listing.sort != "newest"
+        ),
         "next_url": listing.url(page_token=next_page_token) if next_page_token else "",
         "first_url": listing.url() if listing.page_token else "",
         "deleted_url": Listing(show_deleted=True).url(),
