@@ -139,7 +139,9 @@ def test_sign_out_ends_the_session(console: TestClient) -> None:
     answer = console.post("/signout", data={"csrf_token": csrf_of(page)})
     assert answer.status_code == 303 and answer.headers["location"] == "/signin"
     console.cookies.set("llavero_session", session)
-    assert console.get("/app/apikey").status_code == 303
+    answer = console.get("/app/apikey")
+    assert answer.status_code == 303
+    assert "Tu sesión venció" in console.get(answer.headers["location"]).text
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])

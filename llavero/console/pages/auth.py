@@ -22,9 +22,14 @@ def home() -> RedirectResponse:
 
 @router.get("/signin")
 def signin_page(request: Request, next: str | None = None) -> Response:
-    if web.service(request).sessions.resume(request.cookies.get(security.SESSION_COOKIE)):
+    """A browser still holding a session cookie that no longer works is told it expired."""
+    cookie = request.cookies.get(security.SESSION_COOKIE)
+    if web.service(request).sessions.resume(cookie):
         return RedirectResponse(web.local_path(next), status_code=303)
-    return _signin_form(request, next=next)
+    response = _signin_form(request, next=next, error="session_expired" if cookie else None)
+    if cookie:
+        security.clear_session_cookie(response, web.secure_cookies(request))
+    return response
 
 
 @router.post("/signin")
