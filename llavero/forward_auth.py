@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from llavero import credentials, http_verdicts
 from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal, Verifies
-from llavero.verify import VerifyResult
+
+if TYPE_CHECKING:  # annotations only: llavero.verify must not be the package's first import
+    from llavero.verify import VerifyResult
 
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
 SERVICE_HEADER: Final = "x-llavero-service"

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from llavero.verify import VerifyRequest, VerifyResult
+if TYPE_CHECKING:  # annotations only: llavero.verify must not be the package's first import
+    from llavero.verify import VerifyRequest, VerifyResult
 
 MISSING_KEY: Final = "MISSING_KEY"
 WWW_AUTHENTICATE: Final = 'Bearer realm="llavero", error="invalid_token"'
