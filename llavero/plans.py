@@ -43,6 +43,11 @@ class Plan:
         return {name: value for name, value in values.items() if value is not None}
 
 
+def plan_for_billing(settings: Settings, billing_account_open: bool | None) -> str:
+    """A project with an open billing account is on the paid plan; every other one is free."""
+    return settings.paid_plan if billing_account_open else FREE_PLAN
+
+
 def default_plans() -> dict[str, Plan]:
     return dict(_packaged_plans())
 

@@ -17,13 +17,12 @@ from sqlalchemy import or_, select
 from llavero import keys
 from llavero.cache import MISSING, KeyRecord, Missing
 from llavero.limits import Limiter, checks_for, limit_dicts
-from llavero.plans import Plan
+from llavero.plans import Plan, plan_for_billing
 from llavero.restrictions import RequestContext, compile_restrictions
-from llavero.service.context import Context
-from llavero.service.projects import plan_name
 from llavero.store import tables
 
 if TYPE_CHECKING:
+    from llavero.service.context import Context
     from llavero.usage import UsageMeter
 
 CODES = (
@@ -212,5 +211,5 @@ class Verifier:
             environment=row.environment,
             restrictions=compile_restrictions(row.restrictions),
             limits=dict(row.limits),
-            plan=plan_name(self.ctx, billing_open),
+            plan=plan_for_billing(self.ctx.settings, billing_open),
         )

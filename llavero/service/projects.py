@@ -18,6 +18,7 @@ from llavero.errors import (
     NotFound,
     PermissionDenied,
 )
+from llavero.plans import plan_for_billing
 from llavero.service import audit, pagination, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
@@ -35,16 +36,11 @@ def slugify(name: str) -> str:
     return slug[:23].rstrip("-")
 
 
-def plan_name(ctx: Context, billing_account_open: bool | None) -> str:
-    """A project with an open billing account is on the paid plan; every other one is free."""
-    return ctx.settings.paid_plan if billing_account_open else "free"
-
-
 def plan_of(session: Session, ctx: Context, row: tables.Project) -> str:
     if row.billing_account_id is None:
-        return plan_name(ctx, None)
+        return plan_for_billing(ctx.settings, None)
     account = session.get(tables.BillingAccount, row.billing_account_id)
-    return plan_name(ctx, account is not None and account.open)
+    return plan_for_billing(ctx.settings, account is not None and account.open)
 
 
 def to_model(session: Session, ctx: Context, row: tables.Project) -> models.Project:
