@@ -4,14 +4,16 @@
 
 Starts Llavero on a throw-away SQLite database with demo data (clock frozen at 1 Aug 2025, as in
 the guide), signs in with Debian's Chromium and saves `<page>-<lang>.png` at desktop width, plus
-`apikey-mobile-<lang>.png` at 360 px. Pages another part of the console has not built yet (they
-answer 404) are skipped with a note, so the script can be run again once they exist.
+`apikey-mobile-<lang>.png` at 360 px (shrunk with pngquant when it is installed). A page that
+answers 404 is skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -141,7 +143,7 @@ def shots(ids: dict[str, str]) -> list[Shot]:
         ("apikey-deleted", "/app/apikey?show=deleted", None),
         ("usage", f"/app/usage?key={ids['key']}", None),
         ("billing", f"/app/billing?project={ids['project']}", None),
-        ("key-detail", f"/app/apikey/{ids['server']}", None),
+        ("key-detail", f"/app/keys/{ids['server']}", None),
         ("users", "/app/users", None),
         ("audit", "/app/audit", None),
         ("account", "/app/account", None),
@@ -191,7 +193,15 @@ def capture_language(
 
 
 def save(page: Page, path: Path) -> Path:
+    """The picture, shrunk by pngquant when it is installed (`apt-get install pngquant`): the
+    PNGs live in the repository, and a 256-colour palette loses nothing on flat UI."""
     page.screenshot(path=str(path), animations="disabled", caret="hide")
+    pngquant = shutil.which("pngquant")
+    if pngquant:
+        subprocess.run(
+            [pngquant, "--force", "--skip-if-larger", "--quality=70-95", "--output", path, path],
+            check=False,
+        )
     return path
 
 
