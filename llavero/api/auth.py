@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from llavero.console.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
 from llavero.errors import Unauthenticated
@@ -21,12 +22,19 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def authenticate(request: Request) -> Actor:
+# Declares the bearer scheme in the OpenAPI document (and the Authorize button of /docs).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="managementToken",
+    description="A management token, e.g. from `llavero tokens create --scope keys:read`.",
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def authenticate(request: Request, bearer: Bearer) -> Actor:
     llavero = service(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return llavero.tokens.authenticate(credentials.strip(), client_ip(request))
+    if bearer is not None and bearer.credentials:
+        return llavero.tokens.authenticate(bearer.credentials.strip(), client_ip(request))
     signed_in = llavero.sessions.resume(request.cookies.get(SESSION_COOKIE))
     if signed_in is not None:
         if request.method not in SAFE_METHODS:

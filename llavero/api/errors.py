@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from llavero.errors import LlaveroError
 
@@ -86,11 +87,25 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "INVALID_ARGUMENT", _validation_message(exc))
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method of every route on this path: Starlette's own 405 names only the first."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = HTTP_STATUSES.get(exc.status_code, "UNKNOWN")
     message = exc.detail if isinstance(exc.detail, str) else status
-    return error_response(exc.status_code, status, message, **(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(exc.status_code, status, message, **headers)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -36,7 +36,8 @@ def _forward_auth(request: Request, llavero: Llavero) -> ForwardAuth:
     return checker
 
 
-@router.api_route(FORWARD_AUTH_PATH, methods=METHODS)
+@router.get(FORWARD_AUTH_PATH)
+@router.api_route(FORWARD_AUTH_PATH, methods=METHODS[1:], include_in_schema=False)
 @router.api_route(FORWARD_AUTH_PATH + "/{rest:path}", methods=METHODS, include_in_schema=False)
 def forward_auth(
     request: Request, llavero: Service, rate_limited_status: RateLimitedStatus = 429

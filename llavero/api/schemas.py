@@ -6,7 +6,7 @@ Values are checked by the service layer, which names the field that is wrong."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,16 +18,16 @@ class Body(BaseModel):
 
 
 class ProjectCreate(Body):
-    display_name: str = Field(max_length=1000)
+    display_name: str = Field(min_length=1, max_length=100)
     id: str | None = Field(default=None, max_length=1000)
 
 
 class ProjectUpdate(Body):
-    display_name: str = Field(max_length=1000)
+    display_name: str = Field(min_length=1, max_length=100)
 
 
 class KeyCreate(Body):
-    display_name: str | None = Field(default=None, max_length=1000)
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
     expire_time: datetime | None = None
     environment: str | None = Field(default=None, max_length=1000)
     restrictions: dict[str, Any] | None = None
@@ -38,17 +38,17 @@ class KeyCreate(Body):
 class KeyUpdate(Body):
     """Only the fields present change; `expire_time: null` removes the expiry."""
 
-    display_name: str | None = Field(default=None, max_length=1000)
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
     expire_time: datetime | None = None
     environment: str | None = Field(default=None, max_length=1000)
     restrictions: dict[str, Any] | None = None
     annotations: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
-    state: str | None = Field(default=None, max_length=100)
+    state: Literal["ACTIVE", "DISABLED"] | None = None
 
 
 class Rotate(Body):
-    grace_period_seconds: int = Field(default=0, ge=0, le=604_800)
+    grace_period_seconds: int = Field(default=0, ge=0, le=604_800, strict=True)
 
 
 class RestrictionTestBody(Body):

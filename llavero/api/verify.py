@@ -26,7 +26,7 @@ class VerifyBody(BaseModel):
     service: str | None = Text
     method: str | None = Text
     environment: str | None = Text
-    cost: int = Field(default=0, ge=0, le=MAX_COST)
+    cost: int = Field(default=0, ge=0, le=MAX_COST, strict=True)  # `false` is not a cost
 
 
 class LimitOut(BaseModel):
