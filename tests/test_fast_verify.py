@@ -219,3 +219,26 @@ def test_a_chunked_body_is_read_whole_and_replayed_in_order() -> None:
     body, replayed = asyncio.run(scenario())
     assert body == b'{"key": "k"}'
     assert replayed == chunks
+
+
+def test_an_unexpected_error_is_a_spec_500(
+    llavero: Llavero,
+    route: Route,
+    verify_token: str,
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In front of FastAPI its 500 handler is not around: the fast path gives the same answer."""
+    warm(llavero, verify_token, key)
+
+    def broken(request: object) -> None:
+        raise RuntimeError("limiter exploded")
+
+    monkeypatch.setattr(llavero.verifier, "verify", broken)
+    fast = TestClient(VerifyFastPath(route, llavero))
+    answer = post(fast, verify_token, b'{"key": "%s"}' % key.encode())
+    assert answer.status_code == 500
+    assert answer.json()["error"]["status"] == "INTERNAL"
+    assert "RuntimeError" in caplog.text
+    assert route.bodies == []

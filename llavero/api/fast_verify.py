@@ -3,8 +3,9 @@
 A profile of the FastAPI route under load (docs/benchmarks.md) put 2 % of the time in
 `Verifier.verify` and the rest in the framework: three threadpool hops per request (two sync
 dependencies and the sync route), dependency solving, route matching among every console and
-API route, pydantic in and out, and two middlewares wrapping `send`. This pure ASGI middleware
-answers the common case itself, in the event loop: a JSON body that is plainly valid, a bearer
+API route, pydantic in and out, and the middlewares wrapping `send`. This pure ASGI layer, in
+front of FastAPI and all its middleware (`llavero.api.LlaveroApp`), answers the common case
+itself, in the event loop: a JSON body that is plainly valid, a bearer
 token this process has already authenticated, a key whose record is cached. Its answer carries
 the same body (orjson) and the same headers (precomputed) as the route's.
 
@@ -20,8 +21,10 @@ from typing import Any, Final
 
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llavero.api import errors
 from llavero.api.verify import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
 from llavero.console.security import HEADERS as SECURITY_HEADERS
 from llavero.limits import MemoryLimiter
@@ -65,10 +68,15 @@ class VerifyFastPath:
         if request is None:
             await self.app(scope, replay(received, receive), send)
             return
-        if self._inline:
-            result = self._verify(request)
-        else:
-            result = await run_in_threadpool(self._verify, request)
+        try:
+            if self._inline:
+                result = self._verify(request)
+            else:
+                result = await run_in_threadpool(self._verify, request)
+        except Exception as exc:  # in front of FastAPI: its 500 handler is not around us
+            answer = await errors.on_unexpected(Request(scope), exc)
+            await answer(scope, receive, send)
+            return
         payload = orjson.dumps(result.to_dict())
         headers = [(b"content-length", str(len(payload)).encode()), *_START_HEADERS]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
