@@ -6,6 +6,7 @@ the key from the verify cache, so the very next verify in this process sees it.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -29,6 +30,14 @@ UPDATABLE = frozenset(
     {"display_name", "restrictions", "annotations", "expire_time", "limits", "state", "environment"}
 )
 ALL_PROJECTS = "-"
+KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def key_not_found(key_id: object) -> NotFound:
+    """Echo the id only when it has the shape of one: a key string pasted where an id goes must
+    not come back in the error, nor reach a log through it."""
+    shown = f"key {key_id!r}" if isinstance(key_id, str) and KEY_ID.fullmatch(key_id) else "key"
+    return NotFound(f"{shown} does not exist", field="key")
 
 
 def to_model(row: tables.Key) -> models.Key:
@@ -295,11 +304,11 @@ class ApiKeys:
     ) -> tables.Key:
         row = session.get(tables.Key, key_id) if isinstance(key_id, str) else None
         if row is None:
-            raise NotFound(f"key {key_id!r} does not exist", field="key")
+            raise key_not_found(key_id)
         try:
             projects.load(session, actor, row.project_id, write=write)
         except NotFound:
-            raise NotFound(f"key {key_id!r} does not exist", field="key") from None
+            raise key_not_found(key_id) from None
         return row
 
     def _scope(

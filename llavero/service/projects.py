@@ -55,11 +55,18 @@ def to_model(session: Session, ctx: Context, row: tables.Project) -> models.Proj
     )
 
 
+def project_not_found(project_id: object) -> NotFound:
+    """Echo the id only when it is a valid project id (a key string never is one)."""
+    valid = isinstance(project_id, str) and PROJECT_ID.fullmatch(project_id)
+    shown = f"project {project_id!r}" if valid else "project"
+    return NotFound(f"{shown} does not exist", field="project")
+
+
 def load(session: Session, actor: Actor, project_id: str, *, write: bool = False) -> tables.Project:
     """The project row, once the actor may see it (and change it, with `write`)."""
     row = session.get(tables.Project, project_id) if isinstance(project_id, str) else None
     if row is None or row.delete_time is not None:
-        raise NotFound(f"project {project_id!r} does not exist", field="project")
+        raise project_not_found(project_id)
     if actor.user_id is not None and not actor.is_admin:
         role = session.scalar(
             select(tables.ProjectMember.role).where(
@@ -68,7 +75,7 @@ def load(session: Session, actor: Actor, project_id: str, *, write: bool = False
             )
         )
         if role is None:
-            raise NotFound(f"project {project_id!r} does not exist", field="project")
+            raise project_not_found(project_id)
         if write and role not in WRITE_ROLES:
             raise PermissionDenied(f"your role on project {project_id!r} is read-only")
     return row
