@@ -435,3 +435,24 @@ def test_unknown_console_pages_answer_in_html(console: TestClient) -> None:
     assert missing.status_code == 404 and "Page not found" in missing.text
     assert console.get("/app/users/abc/role").status_code in (404, 405)
     assert console.get("/v1/nothing").headers["content-type"] == "application/json"
+
+
+def test_row_actions_return_to_the_view_they_came_from(
+    console: TestClient, llavero: Llavero, admin: Actor
+) -> None:
+    key_id = guide_key(llavero, admin)
+    page = console.get("/app/apikey?q=Servidor&sort=name")
+    assert 'name="back" value="/app/apikey?q=Servidor&amp;sort=name"' in page.text
+    csrf = csrf_of(page)
+    answer = console.post(
+        f"/app/apikey/{key_id}/disable",
+        data={"csrf_token": csrf, "back": "/app/apikey?q=Servidor&sort=name"},
+    )
+    assert answer.headers["location"] == (
+        f"/app/apikey?q=Servidor&sort=name&notice=key_disabled&key={key_id}"
+    )
+    elsewhere = console.post(
+        f"/app/apikey/{key_id}/enable",
+        data={"csrf_token": csrf, "back": "https://evil.example/app/apikey?q=x"},
+    )
+    assert elsewhere.headers["location"] == f"/app/apikey?notice=key_enabled&key={key_id}"

@@ -9,10 +9,10 @@ never put in a URL, a cookie or a store, so it shows once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
@@ -24,6 +24,8 @@ from llavero.errors import LlaveroError, PermissionDenied
 from llavero.service.apikeys import STATES
 
 router = APIRouter(include_in_schema=False)
+BackField = Annotated[str, Form()]
+"""The view a row action was posted from (`back`), so the answer returns to it."""
 
 PAGE_SIZE: Final = 50
 PAGE_PATH: Final = "/app/apikey"
@@ -69,6 +71,14 @@ class Listing:
             show_deleted=params.get("show") == "deleted",
         )
 
+    @classmethod
+    def from_url(cls, url: str) -> Listing:
+        """The view a form was posted from (its hidden `back` field); any other URL is ignored."""
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc or parts.path != PAGE_PATH:
+            return cls()
+        return cls.from_query(dict(parse_qsl(parts.query)))
+
     def service_filter(self) -> str:
         """The service's filter syntax; every word of the search must be in the key's name."""
         terms = [f"name:{word}" for word in self.query.split()]
@@ -81,7 +91,7 @@ class Listing:
         return " ".join(terms)
 
     def url(self, **changes: str) -> str:
-        """This listing's URL with some parameters changed (an empty value drops one)."""
+        """This listing's first page with some parameters changed (an empty value drops one)."""
         params = {
             "q": self.query,
             "project": self.project,
@@ -92,6 +102,10 @@ class Listing:
         } | changes
         kept = {name: value for name, value in params.items() if value}
         return PAGE_PATH + (f"?{urlencode(kept)}" if kept else "")
+
+    def here(self, **changes: str) -> str:
+        """This very page of the listing (same page token), with some parameters changed."""
+        return self.url(page_token=self.page_token, **changes)
 
 
 @router.get(PAGE_PATH)
@@ -129,38 +143,45 @@ def create_key(
 
 
 @router.post(PAGE_PATH + "/{key_id}/delete")
-def delete_key(current: web.SignedInAction, key_id: str) -> Response:
-    return _act(current, lambda: current.llavero.keys.delete(current.actor, key_id), "key_deleted")
+def delete_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
+    return _act(
+        current, lambda: current.llavero.keys.delete(current.actor, key_id), "key_deleted", back
+    )
 
 
 @router.post(PAGE_PATH + "/{key_id}/undelete")
-def undelete_key(current: web.SignedInAction, key_id: str) -> Response:
+def undelete_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
     return _act(
-        current, lambda: current.llavero.keys.undelete(current.actor, key_id), "key_restored"
+        current, lambda: current.llavero.keys.undelete(current.actor, key_id), "key_restored", back
     )
 
 
 @router.post(PAGE_PATH + "/{key_id}/disable")
-def disable_key(current: web.SignedInAction, key_id: str) -> Response:
+def disable_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
     return _act(
         current,
         lambda: current.llavero.keys.update(current.actor, key_id, {"state": "DISABLED"}),
         "key_disabled",
+        back,
     )
 
 
 @router.post(PAGE_PATH + "/{key_id}/enable")
-def enable_key(current: web.SignedInAction, key_id: str) -> Response:
+def enable_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
     return _act(
         current,
         lambda: current.llavero.keys.update(current.actor, key_id, {"state": "ACTIVE"}),
         "key_enabled",
+        back,
     )
 
 
 @router.post(PAGE_PATH + "/{key_id}/rename")
 def rename_key(
-    current: web.SignedInAction, key_id: str, display_name: Annotated[str, Form()] = ""
+    current: web.SignedInAction,
+    key_id: str,
+    display_name: Annotated[str, Form()] = "",
+    back: BackField = "",
 ) -> Response:
     return _act(
         current,
@@ -168,32 +189,39 @@ def rename_key(
             current.actor, key_id, {"display_name": display_name.strip()}
         ),
         "key_renamed",
+        back,
     )
 
 
 @router.post(PAGE_PATH + "/{key_id}/rotate")
 def rotate_key(
-    current: web.SignedInAction, key_id: str, grace_period: Annotated[str, Form()] = "0"
+    current: web.SignedInAction,
+    key_id: str,
+    grace_period: Annotated[str, Form()] = "0",
+    back: BackField = "",
 ) -> Response:
+    listing = Listing.from_url(back)
     seconds = int(grace_period) if grace_period.isdigit() else -1
     if seconds not in GRACE_PERIODS:
-        return current.redirect(PAGE_PATH + "?error=invalid_argument")
+        return current.redirect(listing.here(error="invalid_argument"))
     try:
         rotated = current.llavero.keys.rotate(current.actor, key_id, seconds)
         project = current.llavero.projects.get(current.actor, rotated.key.project)
     except LlaveroError as error:
-        return current.redirect(PAGE_PATH + "?" + urlencode({"error": _error_code(error)}))
+        return current.redirect(listing.here(error=_error_code(error)))
     shown = {"key_string": rotated.key_string, "project_name": project.display_name}
-    return _render(current, Listing(), created=shown, notice="key_rotated")
+    return _render(current, listing, created=shown, notice="key_rotated")
 
 
-def _act(current: web.Page, call: Any, notice: str) -> Response:
-    """Runs one service call; its outcome (a notice or an error) goes back in the URL."""
+def _act(current: web.Page, call: Callable[[], models.Key], notice: str, back: str) -> Response:
+    """Runs one service call and returns to the view the form came from, with the outcome (a
+    notice or an error) in the URL."""
+    listing = Listing.from_url(back)
     try:
-        key: models.Key = call()
+        key = call()
     except LlaveroError as error:
-        return current.redirect(PAGE_PATH + "?" + urlencode({"error": _error_code(error)}))
-    return current.redirect(PAGE_PATH + "?" + urlencode({"notice": notice, "key": key.id}))
+        return current.redirect(listing.here(error=_error_code(error)))
+    return current.redirect(listing.here(notice=notice, key=key.id))
 
 
 def _error_code(error: LlaveroError) -> str:
@@ -261,6 +289,7 @@ def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
         "first_url": listing.url() if listing.page_token else "",
         "deleted_url": Listing(show_deleted=True).url(),
         "live_url": PAGE_PATH,
+        "here": listing.here(),
         "sort_urls": {sort: listing.url(sort=sort) for sort in SORTS},
     }
 
