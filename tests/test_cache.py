@@ -1,0 +1,125 @@
+"""KeyCache: records and known misses by hash, invalidation by key and by project, the
+generation guard against caching a stale read, and bounded size."""
+
+from __future__ import annotations
+
+import threading
+
+from llavero.cache import MISSING, KeyCache, KeyRecord
+from llavero.restrictions import compile_restrictions
+
+
+def record(key_id: str = "k1", project_id: str = "p1") -> KeyRecord:
+    return KeyRecord(
+        key_id=key_id,
+        project_id=project_id,
+        state="ACTIVE",
+        valid_until=None,
+        environment=None,
+        restrictions=compile_restrictions({}),
+        limits={},
+        plan="free",
+    )
+
+
+def test_get_put_and_missing() -> None:
+    cache = KeyCache()
+    assert cache.get("h1") is None
+    cache.put("h1", record(), cache.generation)
+    cache.put("h2", MISSING, cache.generation)
+    assert cache.get("h1") == record()
+    assert cache.get("h2") is MISSING
+    assert len(cache) == 1
+
+
+def test_invalidate_key_drops_every_hash_of_that_key_only() -> None:
+    cache = KeyCache()
+    cache.put("current", record("k1"), cache.generation)
+    cache.put("previous", record("k1"), cache.generation)  # a rotation grace period
+    cache.put("other", record("k2"), cache.generation)
+    cache.invalidate_key("k1")
+    assert cache.get("current") is None
+    assert cache.get("previous") is None
+    assert cache.get("other") == record("k2")
+
+
+def test_invalidate_project_drops_its_keys_only() -> None:
+    cache = KeyCache()
+    cache.put("a", record("k1", "p1"), cache.generation)
+    cache.put("b", record("k2", "p1"), cache.generation)
+    cache.put("c", record("k3", "p2"), cache.generation)
+    cache.invalidate_project("p1")
+    assert (cache.get("a"), cache.get("b")) == (None, None)
+    assert cache.get("c") == record("k3", "p2")
+
+
+def test_a_read_from_before_an_invalidation_is_not_cached() -> None:
+    cache = KeyCache()
+    read_at = cache.generation
+    cache.invalidate_key("k1")  # a revocation commits while the row is being read
+    cache.put("h1", record("k1"), read_at)
+    cache.put("h2", MISSING, read_at)
+    assert cache.get("h1") is None
+    assert cache.get("h2") is None
+    cache.put("h1", record("k1"), cache.generation)
+    assert cache.get("h1") == record("k1")
+
+
+def test_any_invalidation_bumps_the_generation() -> None:
+    cache = KeyCache()
+    seen = [cache.generation]
+    for invalidate in (
+        lambda: cache.invalidate_key("x"),
+        lambda: cache.invalidate_project("y"),
+        cache.clear,
+    ):
+        invalidate()
+        seen.append(cache.generation)
+    assert seen == sorted(set(seen))
+
+
+def test_clear_forgets_records_and_misses() -> None:
+    cache = KeyCache()
+    cache.put("h1", record(), cache.generation)
+    cache.put("h2", MISSING, cache.generation)
+    cache.clear()
+    assert (cache.get("h1"), cache.get("h2"), len(cache)) == (None, None, 0)
+
+
+def test_size_is_bounded_and_the_oldest_goes_first() -> None:
+    cache = KeyCache(max_size=3, max_missing=2)
+    for index in range(5):
+        cache.put(f"h{index}", record(f"k{index}"), cache.generation)
+    assert len(cache) == 3
+    assert [cache.get(f"h{index}") is None for index in range(5)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    cache.invalidate_key("k0")  # its bookkeeping went with the eviction; nothing else drops
+    assert len(cache) == 3
+    for index in range(3):
+        cache.put(f"m{index}", MISSING, cache.generation)
+    assert sum(cache.get(f"m{index}") is MISSING for index in range(3)) <= 2
+
+
+def test_concurrent_puts_and_invalidations_leave_no_stale_record() -> None:
+    cache = KeyCache()
+    stop = threading.Event()
+
+    def invalidate() -> None:
+        while not stop.is_set():
+            cache.invalidate_key("k1")
+
+    thread = threading.Thread(target=invalidate)
+    thread.start()
+    try:
+        for _ in range(2000):
+            cache.put("h1", record("k1"), cache.generation)
+    finally:
+        stop.set()
+        thread.join()
+    cache.invalidate_key("k1")
+    assert cache.get("h1") is None
