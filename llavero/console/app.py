@@ -29,6 +29,7 @@ def install(app: FastAPI, llavero: Llavero) -> None:
     app.add_exception_handler(web.CsrfRefused, _csrf_refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
@@ -58,3 +59,11 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith(API_PREFIXES):
         return await errors.on_validation_error(request, exc)
     return web.render(request, web.language(request), "error.html", status_code=404, status=404)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug behind a console page: logged by the API's handler, shown as the error page."""
+    answer = await errors.on_unexpected(request, exc)
+    if request.url.path.startswith(API_PREFIXES):
+        return answer
+    return web.render(request, web.language(request), "error.html", status_code=500, status=500)

@@ -456,3 +456,17 @@ def test_row_actions_return_to_the_view_they_came_from(
         data={"csrf_token": csrf, "back": "https://evil.example/app/apikey?q=x"},
     )
     assert elsewhere.headers["location"] == f"/app/apikey?notice=key_enabled&key={key_id}"
+
+
+def test_a_bug_behind_a_page_shows_the_error_page(
+    llavero: Llavero, ana: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(create_app(llavero), raise_server_exceptions=False) as client:
+        sign_in(client, ana.email)
+        monkeypatch.setattr(llavero.keys, "list", broken)
+        answer = client.get("/app/apikey?hl=en")
+    assert answer.status_code == 500
+    assert "Something went wrong" in answer.text and "boom" not in answer.text
