@@ -85,8 +85,10 @@ class FakeUpstream:
 def upstream() -> Iterator[tuple[FakeUpstream, str]]:
     fake = FakeUpstream()
     with serve(fake.app()) as url:
-        yield fake, url
-    fake.release.set()
+        try:
+            yield fake, url
+        finally:
+            fake.release.set()  # a stream still held back must end for the server to stop
 
 
 class Reports:
@@ -219,6 +221,24 @@ def test_usage_counts_the_upstreams_tokens(
     assert chat.status_code == 200
     reports.wait()
     assert units_used(llavero, key) == 42 + 57 + 33
+
+
+def test_a_stream_the_client_abandons_is_metered_for_what_went_through(
+    gateway: str,
+    upstream: tuple[FakeUpstream, str],
+    reports: Reports,
+    llavero: Llavero,
+    admin: Actor,
+) -> None:
+    fake = upstream[0]
+    _, key = new_key(llavero, admin)
+    url = gateway + STREAM + "?alt=sse"
+    with httpx.stream("POST", url, headers={"x-goog-api-key": key}, json={}) as response:
+        first = next(line for line in response.iter_lines() if line)
+    assert '"totalTokenCount": 10' in first
+    reports.wait()  # the gateway noticed the client leave while the upstream still held back
+    assert not fake.second_sent.is_set()
+    assert units_used(llavero, key) == 10
 
 
 def test_a_revoked_key_is_refused_on_the_next_request(
