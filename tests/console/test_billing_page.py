@@ -282,3 +282,22 @@ def test_every_visible_string_goes_through_gettext(
     ]
     for page in pages:
         assert untranslated(page.text, [*data, "nope", "x"]) == []
+
+
+def test_the_chosen_project_stays_chosen_after_creating_an_account(
+    console: TestClient, project: models.Project
+) -> None:
+    form_page = console.get("/app/billing", params={"project": project.id})
+    assert f'<input type="hidden" name="project" value="{project.id}">' in form_page.text
+    answer = post(
+        console,
+        "/app/billing/accounts",
+        display_name="Finanzas",
+        currency="USD",
+        project=project.id,
+    )
+    assert answer.headers["location"] == (
+        f"/app/billing?notice=account_created&project={project.id}"
+    )
+    page = console.get(answer.headers["location"])
+    assert f'<option value="{project.id}" selected>' in page.text

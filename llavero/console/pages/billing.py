@@ -55,16 +55,20 @@ def create_account(
     current: web.SignedInAction,
     display_name: Annotated[str, Form()] = "",
     currency: Annotated[str, Form()] = DEFAULT_CURRENCY,
+    project: Annotated[str, Form()] = "",
 ) -> Response:
-    """A refused name or currency comes back beside its field, with what was typed."""
+    """A refused name or currency comes back beside its field, with what was typed; the
+    project the visitor came to set up stays chosen for the link that follows."""
     try:
         current.llavero.billing.create(current.actor, display_name, currency)
     except InvalidArgument as error:
         typed = {"display_name": display_name, "currency": currency}
-        return _render(current, typed=typed, field_error=error.field, status_code=400)
+        return _render(
+            current, selected=project, typed=typed, field_error=error.field, status_code=400
+        )
     except LlaveroError as error:
-        return _back(current, error=_error_code(error))
-    return _back(current, notice="account_created")
+        return _back(current, error=_error_code(error), project=project)
+    return _back(current, notice="account_created", project=project)
 
 
 @router.post(PAGE_PATH + "/accounts/{account_id}/close")
