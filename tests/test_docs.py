@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -68,11 +67,7 @@ def load_generator() -> ModuleType:
 
 
 def app_operations(llavero: Llavero) -> set[tuple[str, str]]:
-    with warnings.catch_warnings():
-        # Forward auth answers every HTTP method from one function; FastAPI warns that the
-        # operation ids repeat. That is forward auth's concern, not the documentation's.
-        warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
-        schema = create_app(llavero).openapi()
+    schema = create_app(llavero).openapi()
     return {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
 
 
