@@ -28,6 +28,7 @@ from llavero.api import create_app
 from llavero.clock import FrozenClock
 from llavero.config import Settings
 from llavero.service import Actor, Llavero
+from llavero.verify import VerifyRequest
 
 CHROMIUM: Final = "/usr/bin/chromium"
 CHROMIUM_ARGS: Final = [
@@ -45,7 +46,8 @@ PASSWORD: Final = "correct horse battery"
 
 
 def demo_service(data_dir: Path) -> tuple[Llavero, FrozenClock, dict[str, str]]:
-    """Two projects, keys in each state, one restricted, one deleted, a second user."""
+    """Two projects (one on a paid plan), keys in each state, one restricted, one deleted, a
+    second user, some traffic."""
     settings = Settings(
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / 'demo.sqlite3'}",
@@ -75,7 +77,23 @@ def demo_service(data_dir: Path) -> tuple[Llavero, FrozenClock, dict[str, str]]:
     clock.advance(3600)
     old = llavero.keys.create(admin, gemini.id, display_name="Old key")
     llavero.keys.delete(admin, old.key.id)
+    demo_traffic(llavero, clock, first.key_string, server.key_string)
+    account = llavero.billing.create(admin, "Finanzas", "USD")
+    llavero.billing.link(admin, backend.id, account.id)
     return llavero, clock, {"key": first.key.id, "project": gemini.id, "server": server.key.id}
+
+
+def demo_traffic(llavero: Llavero, clock: FrozenClock, gemini_key: str, server_key: str) -> None:
+    """Six hours of verifies, so the usage page has bars: mostly allowed, one burst over the
+    free plan's 10 requests per minute, and callers outside the server key's IP range."""
+    for step in range(24):
+        for _ in range(12 if step == 20 else step % 5 + 1):
+            llavero.verifier.verify(VerifyRequest(key=gemini_key, cost=300 + 20 * step))
+        if step % 4 == 0:
+            llavero.verifier.verify(VerifyRequest(key=server_key, ip="203.0.113.7"))
+            llavero.verifier.verify(VerifyRequest(key=server_key, ip="198.51.100.7"))
+        clock.advance(900)
+    llavero.usage_meter.flush()
 
 
 class Server:
