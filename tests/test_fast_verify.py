@@ -4,6 +4,7 @@ every other request to the route with its body intact."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from llavero import keys
+from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath, plain_request, read_body, replay
 from llavero.service import Actor, Llavero
 
@@ -242,3 +244,13 @@ def test_an_unexpected_error_is_a_spec_500(
     assert answer.json()["error"]["status"] == "INTERNAL"
     assert "RuntimeError" in caplog.text
     assert route.bodies == []
+
+
+def test_serving_freezes_the_startup_heap(llavero: Llavero) -> None:
+    """A full collection over the app's startup objects was the verify p99 under load."""
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(llavero, background=True)):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
