@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -451,3 +452,18 @@ def test_every_visible_string_goes_through_gettext(
             "*.generateContent",
         ]
         assert untranslated(answer.text, data) == []
+
+
+def test_an_unchanged_expiry_is_left_alone(
+    console: TestClient, llavero: Llavero, admin: Actor, key: models.Key, clock: FrozenClock
+) -> None:
+    """Even once passed: an expired key can still be renamed without picking a new expiry."""
+    expiry = clock.now() + timedelta(hours=1, seconds=17)
+    llavero.keys.update(admin, key.id, {"expire_time": expiry})
+    clock.advance(7200)
+    shown = expiry.strftime("%Y-%m-%dT%H:%M")
+    answer = save(console, key, display_name="Caducada", expire_time=shown)
+    assert answer.status_code == 303
+    saved = llavero.keys.get(admin, key.id)
+    assert saved.display_name == "Caducada"
+    assert saved.expire_time == expiry

@@ -92,6 +92,11 @@ async def save_settings(current: web.SignedInAction, key_id: str) -> Response:
     form = await current.request.form()
     settings = settings_from_form(form)
     try:
+        stored = settings_of(current.llavero.keys.get(current.actor, key_id))
+        if settings.values["expire_time"] == stored.values["expire_time"]:
+            # Unchanged: the stored time keeps its seconds, and a key that has already
+            # expired can still be renamed or restricted without choosing a new expiry.
+            del settings.changes["expire_time"]
         current.llavero.keys.update(current.actor, key_id, settings.changes)
     except InvalidArgument as error:
         return _render(
