@@ -258,6 +258,9 @@ def test_a_key_string_in_place_of_an_id_is_not_echoed(
         message = expect_error(llavero, client, "GET", path, 404, "does not exist")
         assert world["key_string"] not in message
         assert world["key_string"][4:] not in message
+    report = {"key_id": world["key_string"], "units": 1, "request_id": "report-1"}
+    message = expect_error(llavero, client, "POST", "/v1/usage:report", 404, "key_id", json=report)
+    assert world["key_string"][4:] not in message
 
 
 def test_an_unknown_key_id_is_named(llavero: Llavero, client: TestClient) -> None:

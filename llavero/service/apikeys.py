@@ -6,7 +6,6 @@ the key from the verify cache, so the very next verify in this process sees it.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -30,14 +29,6 @@ UPDATABLE = frozenset(
     {"display_name", "restrictions", "annotations", "expire_time", "limits", "state", "environment"}
 )
 ALL_PROJECTS = "-"
-KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def key_not_found(key_id: object) -> NotFound:
-    """Echo the id only when it has the shape of one: a key string pasted where an id goes must
-    not come back in the error, nor reach a log through it."""
-    shown = f"key {key_id!r}" if isinstance(key_id, str) and KEY_ID.fullmatch(key_id) else "key"
-    return NotFound(f"{shown} does not exist", field="key")
 
 
 def to_model(row: tables.Key) -> models.Key:
@@ -304,11 +295,11 @@ class ApiKeys:
     ) -> tables.Key:
         row = session.get(tables.Key, key_id) if isinstance(key_id, str) else None
         if row is None:
-            raise key_not_found(key_id)
+            raise validation.not_found("key", key_id, "key")
         try:
             projects.load(session, actor, row.project_id, write=write)
         except NotFound:
-            raise key_not_found(key_id) from None
+            raise validation.not_found("key", key_id, "key") from None
         return row
 
     def _scope(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from llavero import keys, models
 from llavero.changes import TOKEN, record_change
-from llavero.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from llavero.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from llavero.service import audit, validation
 from llavero.service.context import SCOPES, Actor, Context
 from llavero.store import tables
@@ -90,7 +90,7 @@ class Tokens:
         with self.ctx.db.transaction() as session:
             row = session.get(tables.Token, token_id)
             if row is None:
-                raise NotFound(f"token {token_id!r} does not exist", field="token")
+                raise validation.not_found("token", token_id, "token")
             if row.revoke_time is not None:
                 raise FailedPrecondition("the token is already revoked", field="token")
             row.revoke_time = self.ctx.clock.now()

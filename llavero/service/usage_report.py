@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from llavero.errors import AlreadyExists, InvalidArgument, NotFound
+from llavero.errors import AlreadyExists, InvalidArgument
 from llavero.limits import REQUEST_LIMITS, Limiter, checks_for, limit_dicts
 from llavero.models import Model
 from llavero.plans import MAX_LIMIT, Plan
-from llavero.service import projects
+from llavero.service import projects, validation
 from llavero.service.context import Actor, Context
 from llavero.service.plans import PlanCatalog
 from llavero.store import tables
@@ -98,7 +98,7 @@ class UsageReports:
         with self.ctx.db.transaction() as session:
             key = session.get(tables.Key, key_id)
             if key is None:
-                raise NotFound(f"key {key_id!r} does not exist", field="key_id")
+                raise validation.not_found("key", key_id, "key_id")
             project = projects.load(session, actor, key.project_id)
             seen = session.get(tables.UsageReport, rid)
             if seen is None:

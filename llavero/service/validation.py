@@ -8,12 +8,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from llavero.errors import InvalidArgument
+from llavero.errors import InvalidArgument, NotFound
 
 ENVIRONMENT = re.compile(r"[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?")
 ANNOTATION_KEY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\-/]{0,61}[A-Za-z0-9])?")
 MAX_ANNOTATIONS = 64
 MAX_ANNOTATION_VALUE = 1024
+RANDOM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def not_found(kind: str, given: object, field: str) -> NotFound:
+    """The id is echoed only when it has the shape of a key or token id: a key string pasted
+    where an id belongs must not come back in the error."""
+    shown = f"{kind} {given!r}" if isinstance(given, str) and RANDOM_ID.fullmatch(given) else kind
+    return NotFound(f"{shown} does not exist", field=field)
 
 
 def display_name(value: Any, field: str = "display_name", *, max_length: int = 100) -> str:
