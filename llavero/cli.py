@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -196,10 +197,9 @@ def serve(
     ] = "admin@localhost",
 ) -> None:
     """Serve the console and the API; migrate the database first."""
-    import uvicorn
-
-    from llavero.api import create_app
-    from llavero.logs import install_access_log_filter
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
 
     with service(db) as llavero:
         llavero.upgrade()
@@ -218,17 +218,21 @@ def serve(
         out.print(
             f"Serving the console at {base}/app/apikey and the API at {base}/v1 (docs: {base}/docs)"
         )
-        install_access_log_filter()
-        level = llavero.settings.log_level
-        uvicorn.run(
-            create_app(llavero, background=True),
-            host=host,
+        # granian's worker builds the app from the environment (`llavero.asgi`), and is
+        # forked: hand it the database, and no pooled connection of this process.
+        if db:
+            os.environ["LLAVERO_DATABASE_URL"] = db
+        llavero.db.dispose()
+        Granian(
+            "llavero.asgi:serving_app",
+            factory=True,
+            address=host,
             port=port,
-            log_level=level,
-            # uvicorn formats every access line before the logger drops it: above `info` (where
-            # access lines go) that was 3 % of a verify under load, for nothing.
-            access_log=level.lower() in ("trace", "debug", "info"),
-        )
+            interface=Interfaces.ASGI,
+            http=HTTPModes.http1,
+            websockets=False,
+            log_level=LogLevels.__members__.get(llavero.settings.log_level.lower(), LogLevels.info),
+        ).serve()
 
 
 @app.command()
