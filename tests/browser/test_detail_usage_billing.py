@@ -122,6 +122,7 @@ def test_restrict_a_key_to_an_ip_range(
     page.get_by_role("button", name=texts.save).click()
     expect(page.locator("#allowed_ips-error")).to_contain_text(texts.ip_hint)
     expect(ranges).to_have_attribute("aria-invalid", "true")
+    expect(ranges).to_be_focused()
     expect(ranges).to_have_value("203.0.113.0/24\n10.0.0.1/24")
     refused_before = llavero.verifier.verify(VerifyRequest(key=created.key_string, ip="10.9.9.9"))
     assert refused_before.code == "VALID"  # nothing was saved
