@@ -113,7 +113,28 @@ async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "INTERNAL", "internal error; see the server log")
 
 
+def document_400_not_422(app: FastAPI) -> None:
+    """FastAPI documents a 422 on every operation; Llavero answers bad input with the SPEC's 400
+    (declared through `RESPONSES`), so the 422 and its schemas leave the document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    document_400_not_422(app)
     app.add_exception_handler(LlaveroError, on_llavero_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
