@@ -17,6 +17,7 @@ from babel.dates import format_skeleton, format_time, format_timedelta
 from babel.numbers import format_decimal
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 
 from llavero import limits, models
 from llavero.console import charts, i18n, web
@@ -170,7 +171,7 @@ def _label(lang: str, when: datetime, granularity: str) -> str:
     return format_skeleton("MMMd", when, locale=lang)
 
 
-def _requests_chart(lang: str, usage: Usage) -> Any:
+def _requests_chart(lang: str, usage: Usage) -> Markup:
     gettext = i18n.translations(lang).gettext
     granularity = usage.series.granularity
     series = [
@@ -180,7 +181,7 @@ def _requests_chart(lang: str, usage: Usage) -> Any:
     return charts.bar_chart(series, title=gettext("Requests by outcome"))
 
 
-def _units_chart(lang: str, usage: Usage) -> Any:
+def _units_chart(lang: str, usage: Usage) -> Markup:
     gettext = i18n.translations(lang).gettext
     granularity = usage.series.granularity
     points = [
