@@ -196,13 +196,19 @@ class Gateway:
         except httpx.TransportError as exc:
             log.warning("upstream unreachable on %s: %s", request.url.path, type(exc).__name__)
             return upstream_failed(502, "UNAVAILABLE", "The upstream API is unreachable.")
-        headers = {
-            name: value
-            for name, value in answer.headers.multi_items()
-            if name.lower() not in NOT_DOWNSTREAM
-        }
-        headers.update(http_verdicts.rate_limit_headers(result.limits))
-        return StreamingResponse(self._relay(answer, result), answer.status_code, headers)
+        response = StreamingResponse(self._relay(answer, result), answer.status_code)
+        dropped = NOT_DOWNSTREAM | connection_options(answer.headers.get("connection", ""))
+        # Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client.
+        response.raw_headers = [
+            (name, value)
+            for name, value in answer.headers.raw
+            if name.lower().decode() not in dropped
+        ]
+        response.raw_headers += [
+            (name.lower().encode(), value.encode())
+            for name, value in http_verdicts.rate_limit_headers(result.limits).items()
+        ]
+        return response
 
     async def _relay(self, answer: httpx.Response, result: VerifyResult) -> AsyncIterator[bytes]:
         """The upstream's bytes as they come; its units reported however the stream ends."""
@@ -232,13 +238,17 @@ class Gateway:
         return f"{self._base}{raw_path.decode('latin-1')}{'?' + query if query else ''}"
 
     def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
-        headers = [
-            (name, value) for name, value in request.headers.items() if name not in NOT_UPSTREAM
-        ]
+        dropped = NOT_UPSTREAM | connection_options(request.headers.get("connection", ""))
+        headers = [(name, value) for name, value in request.headers.items() if name not in dropped]
         # Units are read from the answer's bytes, so ask for them uncompressed.
         headers.append(("accept-encoding", "identity"))
         headers.extend(self._credential.items())
         return headers
+
+
+def connection_options(connection: str) -> frozenset[str]:
+    """Headers that the `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1)."""
+    return frozenset(option.strip().lower() for option in connection.split(",") if option.strip())
 
 
 def _body(request: Request) -> AsyncIterator[bytes] | None:

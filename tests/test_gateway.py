@@ -56,7 +56,10 @@ class FakeUpstream:
 
     async def chat(self, request: Request) -> Response:
         await self.record(request)
-        return JSONResponse({"choices": [], "usage": {"total_tokens": 33}})
+        answer = JSONResponse({"choices": [], "usage": {"total_tokens": 33}})
+        answer.raw_headers += [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+        answer.raw_headers.append((b"alt-svc", b'h3=":443"'))
+        return answer
 
     async def stream(self, request: Request) -> Response:
         await self.record(request)
@@ -173,12 +176,30 @@ def test_hop_by_hop_and_cookie_headers_stay_behind(
     gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
 ) -> None:
     _, key = new_key(llavero, admin)
-    headers = {"x-goog-api-key": key, "Cookie": "session=1", "Connection": "keep-alive, x-hop"}
+    headers = {
+        "x-goog-api-key": key,
+        "Cookie": "session=1",
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "for the gateway only",
+        "X-Forwarded-For": "198.51.100.1",
+        "X-Kept": "yes",
+    }
     assert httpx.post(gateway + GENERATE, headers=headers, json={}).status_code == 200
     seen = upstream[0].seen[-1]["headers"]
-    assert "cookie" not in seen
-    assert seen.get("connection") != "keep-alive, x-hop"
+    for name in ("cookie", "x-hop", "x-forwarded-for"):
+        assert name not in seen
+    assert seen["x-kept"] == "yes"
     assert seen["accept-encoding"] == "identity"
+
+
+def test_repeated_answer_headers_all_reach_the_client(
+    gateway: str, upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    _, key = new_key(llavero, admin)
+    response = httpx.post(gateway + "/v1/chat/completions", headers={"x-api-key": key}, json={})
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+    assert response.headers["ratelimit-limit"] == "10"
+    assert "alt-svc" not in response.headers
 
 
 def test_server_sent_events_stream_chunk_by_chunk(
