@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from llavero import credentials, http_verdicts
 from llavero.credentials import ProxyTrust
-from llavero.errors import FailedPrecondition
+from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
 from llavero.service import Actor, Llavero
 from llavero.verify import VerifyResult
@@ -298,6 +298,9 @@ def from_settings(
     override them), the service's verifier, and units reported through the service as
     `POST /v1/usage:report` does."""
     settings = llavero.settings
+    url = httpx.URL(upstream_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidArgument("must be an http:// or https:// URL", field="upstream")
     key_env = settings.gateway_upstream_key_env if key_env is None else key_env
     key = os.environ.get(key_env) if key_env else None
     if key_env and not key:

@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llavero.credentials import ProxyTrust
-from llavero.gateway import Gateway, UnitsScanner, Upstream, usage_reporter
+from llavero.errors import FailedPrecondition, InvalidArgument
+from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, usage_reporter
 from llavero.logs import install_access_log_filter
 from llavero.service import Actor, Llavero
 from llavero.verify import VerifyRequest
@@ -342,3 +343,21 @@ def test_the_scanner_finds_a_total_cut_by_a_chunk_boundary(cut: int) -> None:
     scanner.feed(answer[:cut])
     scanner.feed(answer[cut:])
     assert scanner.units == 123456
+
+
+def test_the_cli_gateway_takes_the_upstream_key_from_the_environment(
+    llavero: Llavero, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(FailedPrecondition, match="GEMINI_API_KEY"):
+        from_settings(llavero, "https://generativelanguage.googleapis.com")
+    with pytest.raises(InvalidArgument, match="upstream"):
+        from_settings(llavero, "generativelanguage.googleapis.com", key_env="")
+    monkeypatch.setenv("OPENAI_KEY", UPSTREAM_KEY)
+    openai = from_settings(
+        llavero, "https://api.openai.com", key_env="OPENAI_KEY", key_header="authorization"
+    )
+    assert openai.upstream.credential() == {"authorization": f"Bearer {UPSTREAM_KEY}"}
+    assert openai.upstream.service_name == "api.openai.com"
+    keyless = from_settings(llavero, "http://127.0.0.1:9000", key_env="")
+    assert keyless.upstream.credential() == {}
