@@ -4,7 +4,8 @@ Counting must not cost a database write per verify, so `UsageMeter.record` only 
 in a dict under a lock held for a few dictionary operations. A flusher thread swaps that dict
 out every `usage_flush_seconds` and writes it in one transaction: the minute buckets, the same
 deltas added into their hour and day buckets (the rollup, so minute, hour and day series always
-add up to the same totals), and `last_used_time` / `last_used_ip` of each key used. A clean
+add up to the same totals), and `last_used_time` / `last_used_ip` of each key verified `VALID`
+("last used" means used successfully: a refused verify is counted but moves neither). A clean
 shutdown (`close`) flushes everything; a crash loses at most the last flush interval. When the
 database refuses a flush, the deltas go back into the buffer and the next tick retries them.
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the service layer imports this module: no import cycle at r
 log = logging.getLogger("llavero.usage")
 
 REPORTED: Final = "REPORTED"
+VALID: Final = "VALID"
 GRANULARITIES: Final[Mapping[str, int]] = {"minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_SECONDS: Final = 3600.0
 
@@ -42,7 +44,7 @@ KEYS: Final[Table] = tables.Base.metadata.tables["keys"]
 
 # (key_id, project_id, minute_start, code) -> [requests, units]
 Deltas = dict[tuple[str, str, int, str], list[int]]
-# key_id -> (time, ip) of its latest verify
+# key_id -> (time, ip) of its latest VALID verify
 LastUsed = dict[str, tuple[float, str | None]]
 
 
@@ -64,7 +66,7 @@ class UsageMeter:
     def record(
         self, key_id: str, project_id: str, code: str, units: int, ip: str | None, now: float
     ) -> None:
-        """Count one verify of a known key: O(1), no I/O."""
+        """Count one verify of a known key, whatever its code: O(1), no I/O."""
         bucket = (key_id, project_id, int(now // 60) * 60, code)
         with self._lock:
             counts = self._pending.get(bucket)
@@ -73,7 +75,8 @@ class UsageMeter:
             else:
                 counts[0] += 1
                 counts[1] += units
-            self._last_used[key_id] = (now, ip)
+            if code == VALID:
+                self._last_used[key_id] = (now, ip)
             self._verifies[code] = self._verifies.get(code, 0) + 1
 
     def record_unmatched(self, code: str) -> None:

@@ -188,6 +188,34 @@ def test_an_older_flush_does_not_overwrite_a_newer_last_use(
     assert (key.last_used_time, key.last_used_ip) == (at(T0 + 5), "198.51.100.2")
 
 
+def test_only_a_valid_verify_moves_last_used(any_llavero: Llavero, key_id: str) -> None:
+    meter = UsageMeter(any_llavero.ctx)
+    meter.record(key_id, "gemini-api", "IP_NOT_ALLOWED", 0, "192.0.2.1", T0)
+    meter.flush()
+    key = any_llavero.keys.get(Actor.system(), key_id)
+    assert (key.last_used_time, key.last_used_ip) == (None, None)
+
+    meter.record(key_id, "gemini-api", "VALID", 1, "203.0.113.7", T0 + 10)
+    for later, code in enumerate(("RATE_LIMITED", "DISABLED", "EXPIRED"), start=11):
+        meter.record(key_id, "gemini-api", code, 0, "192.0.2.1", T0 + later)
+    meter.flush()
+
+    key = any_llavero.keys.get(Actor.system(), key_id)
+    assert (key.last_used_time, key.last_used_ip) == (at(T0 + 10), "203.0.113.7")
+    assert totals(any_llavero, "minute", key_id) == {
+        "IP_NOT_ALLOWED": 1,
+        "VALID": 1,
+        "RATE_LIMITED": 1,
+        "DISABLED": 1,
+        "EXPIRED": 1,
+        "IP_NOT_ALLOWED.units": 0,
+        "VALID.units": 1,
+        "RATE_LIMITED.units": 0,
+        "DISABLED.units": 0,
+        "EXPIRED.units": 0,
+    }
+
+
 def test_close_flushes_everything_buffered(any_llavero: Llavero, key_id: str) -> None:
     meter = UsageMeter(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "DISABLED", 0, None, T0)
@@ -265,4 +293,4 @@ def test_every_verify_of_a_known_key_is_metered(
     }
     assert meter.verify_counts() == {"VALID": 3, "IP_NOT_ALLOWED": 1, "MALFORMED": 1}
     key = any_llavero.keys.get(admin, created.key.id)
-    assert (key.last_used_time, key.last_used_ip) == (clock.now(), "192.0.2.1")
+    assert (key.last_used_time, key.last_used_ip) == (clock.now(), "203.0.113.7")
