@@ -163,6 +163,10 @@ class Gateway:
         )
 
     async def handle(self, request: Request) -> Response:
+        if _is_preflight(request):
+            # Browsers send CORS preflights without credentials: the upstream answers them,
+            # unverified and without the upstream key, so keys restricted to referrers work.
+            return await self.forward(request, None)
         key = credentials.key_from(request.headers, request.url.query)
         if not key:
             return refused(http_verdicts.refusal_for_missing_key())
@@ -180,12 +184,13 @@ class Gateway:
             return refused(refusal)
         return await self.forward(request, result)
 
-    async def forward(self, request: Request, result: VerifyResult) -> Response:
+    async def forward(self, request: Request, result: VerifyResult | None) -> Response:
+        """`result` is None for a CORS preflight: no upstream key, no limits, no units."""
         assert self._client is not None, "the gateway app was not started (lifespan)"
         upstream_request = self._client.build_request(
             request.method,
             self._upstream_url(request),
-            headers=self._upstream_headers(request),
+            headers=self._upstream_headers(request, with_credential=result is not None),
             content=_body(request),
         )
         try:
@@ -204,15 +209,17 @@ class Gateway:
             for name, value in answer.headers.raw
             if name.lower().decode() not in dropped
         ]
+        limits = http_verdicts.rate_limit_headers(result.limits) if result else {}
         response.raw_headers += [
-            (name.lower().encode(), value.encode())
-            for name, value in http_verdicts.rate_limit_headers(result.limits).items()
+            (name.lower().encode(), value.encode()) for name, value in limits.items()
         ]
         return response
 
-    async def _relay(self, answer: httpx.Response, result: VerifyResult) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, answer: httpx.Response, result: VerifyResult | None
+    ) -> AsyncIterator[bytes]:
         """The upstream's bytes as they come; its units reported however the stream ends."""
-        scanner = UnitsScanner() if _is_metered(answer) else None
+        scanner = UnitsScanner() if result is not None and _is_metered(answer) else None
         try:
             async for chunk in answer.aiter_raw():
                 if scanner is not None:
@@ -221,7 +228,7 @@ class Gateway:
         finally:
             with anyio.CancelScope(shield=True):
                 await answer.aclose()
-                if scanner is not None and scanner.units:
+                if result is not None and scanner is not None and scanner.units:
                     await self._report(result, scanner.units)
 
     async def _report(self, result: VerifyResult, units: int) -> None:
@@ -237,12 +244,15 @@ class Gateway:
         query = credentials.without_key(request.url.query)
         return f"{self._base}{raw_path.decode('latin-1')}{'?' + query if query else ''}"
 
-    def _upstream_headers(self, request: Request) -> list[tuple[str, str]]:
+    def _upstream_headers(
+        self, request: Request, *, with_credential: bool
+    ) -> list[tuple[str, str]]:
         dropped = NOT_UPSTREAM | connection_options(request.headers.get("connection", ""))
         headers = [(name, value) for name, value in request.headers.items() if name not in dropped]
         # Units are read from the answer's bytes, so ask for them uncompressed.
         headers.append(("accept-encoding", "identity"))
-        headers.extend(self._credential.items())
+        if with_credential:
+            headers.extend(self._credential.items())
         return headers
 
 
@@ -257,6 +267,10 @@ def _body(request: Request) -> AsyncIterator[bytes] | None:
     if "content-length" not in headers and "transfer-encoding" not in headers:
         return None
     return request.stream()
+
+
+def _is_preflight(request: Request) -> bool:
+    return request.method == "OPTIONS" and "access-control-request-method" in request.headers
 
 
 def _is_metered(answer: httpx.Response) -> bool:

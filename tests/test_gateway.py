@@ -74,10 +74,16 @@ class FakeUpstream:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def preflight(self, request: Request) -> Response:
+        await self.record(request)
+        allow = {"access-control-allow-origin": "*", "access-control-allow-headers": "*"}
+        return Response(status_code=204, headers=allow)
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route(GENERATE, self.generate, methods=["POST"]),
+                Route(GENERATE, self.preflight, methods=["OPTIONS"]),
                 Route(COUNT, self.generate, methods=["POST"]),
                 Route(STREAM, self.stream, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
@@ -261,6 +267,23 @@ def test_a_stream_the_client_abandons_is_metered_for_what_went_through(
     reports.wait()  # the gateway noticed the client leave while the upstream still held back
     assert not fake.second_sent.is_set()
     assert units_used(llavero, key) == 10
+
+
+def test_cors_preflights_reach_the_upstream_without_any_key(
+    gateway: str, upstream: tuple[FakeUpstream, str]
+) -> None:
+    preflight = {
+        "Origin": "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-goog-api-key",
+    }
+    response = httpx.options(gateway + GENERATE, headers=preflight)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "x-goog-api-key" not in upstream[0].seen[-1]["headers"]
+    assert "ratelimit-limit" not in response.headers
+    bare = httpx.options(gateway + GENERATE)  # not a preflight: verified like any request
+    assert bare.status_code == 401
 
 
 def test_a_revoked_key_is_refused_on_the_next_request(
