@@ -6,6 +6,7 @@ from typing import Any
 import flask
 import pytest
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -125,6 +126,22 @@ def test_a_plain_starlette_app_reads_the_key_from_request_state(
     with TestClient(app) as client:
         assert client.get("/whoami", headers={"x-goog-api-key": key}).json() == {"key_id": key_id}
         assert client.get("/whoami").status_code == 401
+
+
+def test_cors_added_after_answers_preflights_before_llavero(llavero: Llavero) -> None:
+    app = fastapi_app(llavero)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["https://app.example.com"], allow_methods=["POST"]
+    )
+    preflight = {
+        "Origin": "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+    }
+    with TestClient(app) as client:
+        response = client.options("/v1beta/models/m:generateContent", headers=preflight)
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert client.post("/v1beta/models/m:generateContent").status_code == 401
 
 
 def test_the_dependency_without_the_middleware_is_a_programming_error() -> None:
