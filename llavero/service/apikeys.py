@@ -7,11 +7,12 @@ the key from the verify cache, so the very next verify in this process sees it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from llavero import keys, limits, models, restrictions
@@ -116,23 +117,28 @@ class ApiKeys:
         filter: str | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        order_by: str | None = None,
     ) -> models.Page[models.Key]:
-        """Newest first; `project_id` "-" lists every project the actor can see."""
+        """`order_by` is one of `ORDERS` (newest first by default); `project_id` "-" lists
+        every project the actor can see. A page token carries its order: it continues only the
+        listing it came from."""
         actor.require("keys:read")
-        page = pagination.page_request(page_size, page_token, "keys")
-        query = select(tables.Key).order_by(tables.Key.create_time.desc(), tables.Key.id.desc())
+        order = _order(order_by)
+        page = pagination.page_request(page_size, page_token, order.token_kind)
+        terms = [term.expression for term in order.terms]
+        query = select(tables.Key, *terms).order_by(*order.clauses())
         query = _apply_filter(query, filter, self.ctx.clock.now())
         if not show_deleted:
             query = query.where(tables.Key.state != "DELETED")
         if page.after is not None:
-            query = query.where(_after(page.after))
+            query = query.where(order.after(page.after))
         with self.ctx.db.reading() as session:
             query = self._scope(session, actor, query, project_id)
-            rows = session.scalars(query.limit(page.size + 1)).all()
-        items = [to_model(row) for row in rows[: page.size]]
+            rows = session.execute(query.limit(page.size + 1)).all()
+        items = [to_model(row[0]) for row in rows[: page.size]]
         token = ""
         if len(rows) > page.size:
-            token = pagination.encode("keys", (items[-1].create_time.isoformat(), items[-1].id))
+            token = pagination.encode(order.token_kind, order.position(rows[page.size - 1][1:]))
         return models.Page[models.Key](items=items, next_page_token=token)
 
     def count(self, actor: Actor, project_id: str = ALL_PROJECTS, filter: str | None = None) -> int:
@@ -346,17 +352,97 @@ def _update_action(values: Mapping[str, Any], old: Mapping[str, Any]) -> str:
     return "key.update"
 
 
-def _after(after: tuple[Any, ...]) -> Any:
-    if len(after) != 2 or not all(isinstance(value, str) for value in after):
-        raise InvalidArgument("is not a page token of this list", field="page_token")
-    try:
-        created = datetime.fromisoformat(after[0])
-    except ValueError:
-        raise InvalidArgument("is not a page token of this list", field="page_token") from None
-    return or_(
-        tables.Key.create_time < created,
-        and_(tables.Key.create_time == created, tables.Key.id < after[1]),
-    )
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """One column of an order: what the database sorts by, and in which direction."""
+
+    expression: SQLColumnExpression[Any]
+    descending: bool = False
+    is_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """A listing order whose last term is unique (the id), so that a page token can name the
+    last row seen and the next page starts strictly after it (keyset paging).
+
+    The token holds the values the database itself sorted by (selected with the rows), not
+    values recomputed in Python: `lower()` differs between SQLite, PostgreSQL and Python for
+    names outside ASCII, and a recomputed value would skip or repeat rows."""
+
+    token_kind: str
+    terms: tuple[_Term, ...]
+
+    def clauses(self) -> list[ColumnElement[Any]]:
+        return [
+            term.expression.desc() if term.descending else term.expression.asc()
+            for term in self.terms
+        ]
+
+    def position(self, values: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(
+            value.isoformat() if term.is_time else str(value)
+            for term, value in zip(self.terms, values, strict=True)
+        )
+
+    def after(self, token_values: tuple[Any, ...]) -> ColumnElement[bool]:
+        """Rows strictly past the token's row in this order: past it on the first term, or
+        equal on the first terms and past it on the next one."""
+        values = self._parsed(token_values)
+        beyond: list[ColumnElement[bool]] = []
+        for index, term in enumerate(self.terms):
+            equal = [
+                earlier.expression == value
+                for earlier, value in zip(self.terms[:index], values, strict=False)
+            ]
+            value = values[index]
+            past = term.expression < value if term.descending else term.expression > value
+            beyond.append(and_(*equal, past))
+        return or_(*beyond)
+
+    def _parsed(self, token_values: tuple[Any, ...]) -> list[Any]:
+        if len(token_values) != len(self.terms) or not all(
+            isinstance(value, str) for value in token_values
+        ):
+            raise InvalidArgument("is not a page token of this list", field="page_token")
+        try:
+            return [
+                datetime.fromisoformat(value) if term.is_time else value
+                for term, value in zip(self.terms, token_values, strict=True)
+            ]
+        except ValueError:
+            raise InvalidArgument("is not a page token of this list", field="page_token") from None
+
+
+_CREATED = _Term(tables.Key.create_time, is_time=True)
+_NEWEST = _Term(tables.Key.create_time, descending=True, is_time=True)
+ORDERS: Final[Mapping[str, _Order]] = {
+    # The default keeps the token kind of the time before `order_by`, so its tokens still work.
+    "create_time desc": _Order("keys", (_NEWEST, _Term(tables.Key.id, descending=True))),
+    "create_time": _Order("keys:create_time", (_CREATED, _Term(tables.Key.id))),
+    "display_name": _Order(
+        "keys:display_name", (_Term(func.lower(tables.Key.display_name)), _Term(tables.Key.id))
+    ),
+    # Within a project, newest first: the order the keys page shows a project's keys in.
+    "project": _Order(
+        "keys:project",
+        (_Term(tables.Key.project_id), _NEWEST, _Term(tables.Key.id, descending=True)),
+    ),
+}
+DEFAULT_ORDER: Final = "create_time desc"
+
+
+def _order(order_by: str | None) -> _Order:
+    """AIP-132 style: a field, then ` desc` or ` asc` (the default); spacing is free."""
+    if order_by is None or not order_by.strip():
+        return ORDERS[DEFAULT_ORDER]
+    words = order_by.split()
+    if len(words) == 2 and words[1] == "asc":
+        words = words[:1]
+    order = ORDERS.get(" ".join(words))
+    if order is None:
+        raise InvalidArgument(f"must be one of: {', '.join(ORDERS)}", field="order_by")
+    return order
 
 
 FILTER_FIELDS = ("display_name", "name", "state", "environment", "expiring_within_days")
