@@ -24,6 +24,7 @@ from llavero.service.context import Actor, Context
 from llavero.store import tables
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+SLUG = re.compile(r"[a-z0-9-]{1,63}")
 WRITE_ROLES = frozenset({"owner", "editor"})
 LIVE_KEY_STATES = ("ACTIVE", "DISABLED")
 
@@ -56,8 +57,8 @@ def to_model(session: Session, ctx: Context, row: tables.Project) -> models.Proj
 
 
 def project_not_found(project_id: object) -> NotFound:
-    """Echo the id only when it is a valid project id (a key string never is one)."""
-    valid = isinstance(project_id, str) and PROJECT_ID.fullmatch(project_id)
+    """Echo the id only when it could be a slug: a key string (it has a `_`) never could."""
+    valid = isinstance(project_id, str) and SLUG.fullmatch(project_id)
     shown = f"project {project_id!r}" if valid else "project"
     return NotFound(f"{shown} does not exist", field="project")
 
