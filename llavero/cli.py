@@ -450,10 +450,16 @@ def keys_list(
         int | None,
         typer.Option(min=0, max=3650, help="Only keys that expire within N days (or have)."),
     ] = None,
+    order_by: Annotated[
+        str,
+        typer.Option(
+            help="'create_time desc' (newest first), 'create_time', 'display_name' or 'project'."
+        ),
+    ] = "create_time desc",
     db: Db = None,
     as_json: Json = False,
 ) -> None:
-    """List keys, newest first (masked: only the last 4 characters)."""
+    """List keys (masked: only the last 4 characters), newest first unless --order-by."""
     terms = [filter or ""]
     if environment is not None:
         terms.append(f"environment={environment}")
@@ -468,6 +474,7 @@ def keys_list(
                 filter=" ".join(terms).strip() or None,
                 page_token=token,
                 page_size=1000,
+                order_by=order_by,
             )
         )
         emit(keys, as_json, KEY_COLUMNS + ("expire_time",))

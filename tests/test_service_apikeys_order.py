@@ -4,6 +4,7 @@ whole list in that order (ties broken by id), and a page token continues only it
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def made(any_llavero: Llavero, admin: Actor, clock: FrozenClock) -> list[models.
     return made
 
 
-def every_page(llavero: Llavero, actor: Actor, size: int, **listing: str) -> list[models.Key]:
+def every_page(llavero: Llavero, actor: Actor, size: int, **listing: Any) -> list[models.Key]:
     keys: list[models.Key] = []
     token = None
     while True:

@@ -48,9 +48,11 @@ def list_keys(
     filter: Annotated[str | None, Query(max_length=1000)] = None,
     page_size: PageSize = None,
     page_token: PageToken = None,
+    order_by: Annotated[str | None, Query(max_length=100)] = None,
 ) -> KeyList:
     """`project` may be `-` for every project. `filter`: `state=ACTIVE environment=production
-    name:gemini expiring_within_days=7`, AND-ed."""
+    name:gemini expiring_within_days=7`, AND-ed. `order_by`: `create_time desc` (default),
+    `create_time`, `display_name` or `project`; a page token continues only its own order."""
     page = llavero.keys.list(
         actor,
         project,
@@ -58,6 +60,7 @@ def list_keys(
         filter=filter,
         page_size=page_size,
         page_token=page_token,
+        order_by=order_by,
     )
     return KeyList(keys=page.items, next_page_token=page.next_page_token)
 
