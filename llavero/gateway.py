@@ -26,7 +26,7 @@ import anyio
 import httpx
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -201,6 +201,10 @@ class Gateway:
         except httpx.TransportError as exc:
             log.warning("upstream unreachable on %s: %s", request.url.path, type(exc).__name__)
             return upstream_failed(502, "UNAVAILABLE", "The upstream API is unreachable.")
+        except ClientDisconnect:
+            # The client left while its body was streaming upstream: nobody is there to answer.
+            # 499 is nginx's "client closed request", so the access log says what happened.
+            return Response(status_code=499)
         response = StreamingResponse(self._relay(answer, result), answer.status_code)
         dropped = NOT_DOWNSTREAM | connection_options(answer.headers.get("connection", ""))
         # Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client.
