@@ -178,7 +178,11 @@ class Gateway:
             self._service,
         )
         request_to_verify = origin.verify_request(key, self.environment)
-        result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+        try:
+            result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+        except Exception as exc:  # the store is down: say so, and never pass unverified
+            log.error("verify failed on %s: %s", request.url.path, type(exc).__name__)
+            return error_answer(503, "UNAVAILABLE", "Key verification is unavailable.")
         refusal = http_verdicts.refusal(result)
         if refusal is not None:
             return refused(refusal)
@@ -197,10 +201,10 @@ class Gateway:
             answer = await self._client.send(upstream_request, stream=True)
         except httpx.TimeoutException:
             log.warning("upstream timed out on %s %s", request.method, request.url.path)
-            return upstream_failed(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
+            return error_answer(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
         except httpx.TransportError as exc:
             log.warning("upstream unreachable on %s: %s", request.url.path, type(exc).__name__)
-            return upstream_failed(502, "UNAVAILABLE", "The upstream API is unreachable.")
+            return error_answer(502, "UNAVAILABLE", "The upstream API is unreachable.")
         except ClientDisconnect:
             # The client left while its body was streaming upstream: nobody is there to answer.
             # 499 is nginx's "client closed request", so the access log says what happened.
@@ -289,7 +293,7 @@ def refused(refusal: Refusal) -> Response:
     return Response(refusal.body_bytes(), refusal.status, headers)
 
 
-def upstream_failed(status: int, canonical: str, message: str) -> Response:
+def error_answer(status: int, canonical: str, message: str) -> Response:
     body = {"error": {"code": status, "status": canonical, "message": message}}
     return Response(orjson.dumps(body), status, media_type="application/json; charset=UTF-8")
 

@@ -21,7 +21,7 @@ from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, usage_reporter
 from llavero.logs import install_access_log_filter
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
+from llavero.verify import VerifyRequest, VerifyResult
 from tests.loopback import serve
 
 UPSTREAM_KEY = "AIzaSyUPSTREAM-secret-0123456789abcdefghij"
@@ -345,6 +345,22 @@ def test_a_client_leaving_mid_body_is_no_server_error(
     # The next request is answered once the gateway is done with the abandoned one.
     assert httpx.post(gateway + GENERATE, headers={"x-goog-api-key": key}, json={}).is_success
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class BrokenStore:
+    def verify(self, request: VerifyRequest) -> VerifyResult:
+        raise OSError("database unreachable")
+
+
+def test_a_verifier_failure_is_a_503_and_nothing_is_forwarded(
+    upstream: tuple[FakeUpstream, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with serve(Gateway(BrokenStore(), Upstream(upstream[1], key=UPSTREAM_KEY)).app()) as url:
+        response = httpx.post(url + GENERATE, headers={"x-goog-api-key": "llv_x"}, json={})
+    assert response.status_code == 503
+    assert response.json()["error"]["status"] == "UNAVAILABLE"
+    assert upstream[0].seen == []
+    assert "verify failed" in caplog.text
 
 
 def test_an_unreachable_upstream_is_a_502(llavero: Llavero, admin: Actor) -> None:
