@@ -1,14 +1,14 @@
 """Forward auth: a reverse proxy asks Llavero about each request before passing it on.
 
 nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz` (HTTP service) all send a
-subrequest carrying the client's headers; what differs is where the original method and URI
-travel:
+subrequest carrying the client's headers; what differs is where the original URI travels
+(its path names the API method, its query may hold `?key=`):
 
-| proxy | method | URI (path and query, with `?key=`) |
-| --- | --- | --- |
-| nginx | `X-Original-Method` (set in the config) | `X-Original-URI` (set in the config) |
-| Traefik | `X-Forwarded-Method` | `X-Forwarded-Uri` |
-| Envoy | the subrequest's own method | the subrequest's path after `path_prefix` |
+| proxy | original URI |
+| --- | --- |
+| nginx | `X-Original-URI` (set in the config) |
+| Traefik | `X-Forwarded-Uri` |
+| Envoy | the subrequest's path after `path_prefix` |
 
 nginx passes on only 2xx, 401 and 403 from the subrequest; with `?rate_limited_status=403` a
 rate-limit refusal answers 403 and carries `X-Llavero-Status: 429` and `Retry-After`, which the
@@ -19,15 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from llavero import credentials, http_verdicts
 from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal, Verifies
-
-if TYPE_CHECKING:  # annotations only: llavero.verify must not be the package's first import
-    from llavero.verify import VerifyResult
 
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
 SERVICE_HEADER: Final = "x-llavero-service"
@@ -40,7 +37,6 @@ class Answer:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    result: VerifyResult | None = None
 
 
 def original_uri(headers: Mapping[str, str], own_path: str, own_query: str) -> str:
@@ -50,10 +46,6 @@ def original_uri(headers: Mapping[str, str], own_path: str, own_query: str) -> s
             return headers[name]
     rest = own_path[len(FORWARD_AUTH_PATH) :] if own_path.startswith(FORWARD_AUTH_PATH) else ""
     return f"{rest or '/'}{'?' + own_query if own_query else ''}"
-
-
-def original_method(headers: Mapping[str, str], own_method: str) -> str:
-    return headers.get("x-original-method") or headers.get("x-forwarded-method") or own_method
 
 
 def original_service(headers: Mapping[str, str]) -> str | None:
@@ -87,13 +79,11 @@ class ForwardAuth:
         result = self.verifier.verify(origin.verify_request(key))
         refusal = http_verdicts.refusal(result)
         if refusal is None:
-            return Answer(200, http_verdicts.identity_headers(result), result=result)
-        return self.refuse(refusal, rate_limited_status, result)
+            return Answer(200, http_verdicts.identity_headers(result))
+        return self.refuse(refusal, rate_limited_status)
 
     @staticmethod
-    def refuse(
-        refusal: Refusal, rate_limited_status: int, result: VerifyResult | None = None
-    ) -> Answer:
+    def refuse(refusal: Refusal, rate_limited_status: int) -> Answer:
         """The refusal, with its intended status and body also in headers for nginx, which
         drops the subrequest's body and any status but 401 and 403."""
         body = refusal.body_bytes()
@@ -105,4 +95,4 @@ class ForwardAuth:
             "Content-Type": "application/json; charset=UTF-8",
         }
         status = rate_limited_status if refusal.status == 429 else refusal.status
-        return Answer(status, headers, body, result)
+        return Answer(status, headers, body)
