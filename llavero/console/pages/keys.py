@@ -9,7 +9,7 @@ never put in a URL, a cookie or a store, so it shows once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -32,7 +32,15 @@ PAGE_PATH: Final = "/app/apikey"
 NEW_PROJECT_NAME: Final = "Gemini API"
 GRACE_PERIODS: Final = (0, 3600, 86400, 604800)
 """Rotation grace periods offered: now, 1 hour, 24 hours, 7 days (in seconds)."""
-SORTS: Final = ("newest", "oldest", "name", "project")
+ORDERS: Final = {
+    "newest": "create_time desc",
+    "oldest": "create_time",
+    "name": "display_name",
+    "project": "project",
+}
+"""The page's `sort` choices and the service order each one asks for, so every page of the
+listing is in that order (not just the page shown)."""
+SORTS: Final = tuple(ORDERS)
 LIVE_STATES: Final = tuple(state for state in STATES if state != "DELETED")
 ERROR_CODES: Final = {
     "PERMISSION_DENIED": "permission_denied",
@@ -248,12 +256,13 @@ def _render(
             filter=listing.service_filter() or None,
             page_size=PAGE_SIZE,
             page_token=listing.page_token or None,
+            order_by=ORDERS[listing.sort],
         )
     except LlaveroError as failure:
         page = models.Page[models.Key](items=[], next_page_token="")
         error = error or _error_code(failure)
     by_id = {project.id: project for project in projects}
-    rows = _sorted([_row(current, key, by_id) for key in page.items], listing.sort)
+    rows = [_row(current, key, by_id) for key in page.items]
     return current.render(
         "apikey.html",
         status_code=status_code,
@@ -347,15 +356,3 @@ RESTRICTION_KINDS: Final = {
 
 def _restriction_kinds(key_restrictions: Mapping[str, Any]) -> list[str]:
     return [kind for field, kind in RESTRICTION_KINDS.items() if key_restrictions.get(field)]
-
-
-def _sorted(rows: Iterable[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
-    """Newest first is the service's order; the other orders sort the page shown."""
-    items = list(rows)
-    if sort == "oldest":
-        return items[::-1]
-    if sort == "name":
-        return sorted(items, key=lambda row: str(row["display_name"]).casefold())
-    if sort == "project":
-        return sorted(items, key=lambda row: str(row["project_name"]).casefold())
-    return items
