@@ -86,7 +86,9 @@ def live_server(llavero: Llavero, admin: Actor) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is open its event loop runs in this
+# thread, and any later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def chromium(pytestconfig: pytest.Config) -> Iterator[Any]:
     require(pytestconfig, f"Chromium at {CHROMIUM}", os.path.exists(CHROMIUM))
     from playwright.sync_api import sync_playwright
