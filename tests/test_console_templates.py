@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from llavero.console import templating
+from llavero import models
+from llavero.console import charts, i18n, templating
+from llavero.console.pages.detail import APPLICATION_KINDS, FieldError, settings_of
+from llavero.plans import LIMIT_NAMES
 
 NOW = datetime(2025, 8, 2, 12, 0, tzinfo=UTC)
 STATIC = Path(templating.__file__).parent / "static"
@@ -100,11 +103,390 @@ def keys_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+class MarkingTranslations(gettext.NullTranslations):
+    """Wraps every translated string in ⟪⟫, so text that bypassed gettext stands out."""
+
+    def gettext(self, message: str) -> str:
+        return f"⟪{message}⟫"
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return f"⟪{msgid1 if n == 1 else msgid2}⟫"
+
+
+SIGNED_IN: dict[str, Any] = {
+    "user": {"email": "ana@example.com", "is_admin": True},
+    "csrf_token": "csrf-abc",
+}
+
+
+def marked(message: str) -> str:
+    """A text the page itself translates before handing it to a template (chart titles)."""
+    return MarkingTranslations().gettext(message)
+
+
+def a_key(**overrides: Any) -> models.Key:
+    fields: dict[str, Any] = {
+        "id": "k-2",
+        "project": "gemini-api",
+        "display_name": "Servidor",
+        "last4": "BMog",
+        "state": "DISABLED",
+        "create_time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+        "update_time": datetime(2025, 8, 1, 11, 30, tzinfo=UTC),
+        "expire_time": datetime(2026, 1, 31, 23, 0, tzinfo=UTC),
+        "delete_time": None,
+        "purge_time": None,
+        "environment": "production",
+        "restrictions": {
+            "allowed_ips": ["203.0.113.0/24", "2001:db8::/32"],
+            "api_targets": [{"service": "generativelanguage.googleapis.com", "methods": ["Get*"]}],
+        },
+        "annotations": {"team": "ml"},
+        "limits": {"rpm": 60},
+        "last_used_time": NOW - timedelta(minutes=3),
+        "last_used_ip": "203.0.113.7",
+        "previous_last4": "Xy12",
+        "previous_expire_time": NOW + timedelta(hours=1),
+    }
+    return models.Key(**(fields | overrides))
+
+
+def key_context(key: models.Key, **overrides: Any) -> dict[str, Any]:
+    """The detail page of `key`, with its form filled in as the page fills it."""
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "now": NOW,
+        "key": key.model_dump(),
+        "project": {
+            "id": key.project,
+            "display_name": "Gemini API",
+            "number": 482913576692,
+            "plan": "Free",
+        },
+        "form": settings_of(key).values,
+        "application_kinds": APPLICATION_KINDS,
+        "limit_names": LIMIT_NAMES,
+        "test": {
+            "ip": "192.0.2.1",
+            "referrer": "https://evil.example/",
+            "android_package": "",
+            "android_cert": "",
+            "ios_bundle_id": "com.example.other",
+            "service": "",
+            "method": "",
+            "environment": "staging",
+        },
+        "events": [
+            {
+                "time": datetime(2025, 8, 1, 11, 30, tzinfo=UTC),
+                "actor": "ana@example.com",
+                "action": "key.update",
+                "source_ip": "198.51.100.4",
+                "details": {"fields": ["restrictions", "limits"]},
+            },
+            {
+                "time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+                "actor": "cli",
+                "action": "key.create",
+                "source_ip": None,
+                "details": {},
+            },
+        ],
+        "usage_url": f"/app/usage?key={key.id}",
+    }
+    context.update(overrides)
+    return context
+
+
+def check(restriction: str, allowed: bool, reason: str, rule: str | None = None) -> dict[str, Any]:
+    return {"restriction": restriction, "allowed": allowed, "rule": rule, "reason": reason}
+
+
+# One line for every way the template words a dry-run check.
+DRY_RUN_LINES = [
+    check("state", True, "passed"),
+    check("state", False, "refused"),
+    check("expire_time", False, "refused"),
+    check("expire_time", True, "matched", "2026-01-31T23:00:00Z"),
+    check("expire_time", True, "passed"),
+    check("environment", False, "refused", "production"),
+    check("environment", True, "matched", "production"),
+    check("environment", True, "passed"),
+    check("restrictions", True, "passed"),
+    check("allowed_ips", True, "matched", "203.0.113.0/24"),
+    check("allowed_ips", False, "refused"),
+    check("allowed_ips", False, "missing_ip"),
+    check("allowed_referrers", False, "refused"),
+    check("allowed_referrers", False, "missing_referrer"),
+    check("android_apps", False, "refused"),
+    check("android_apps", False, "missing_android_package"),
+    check("android_apps", False, "missing_android_cert"),
+    check("ios_bundle_ids", False, "refused"),
+    check("ios_bundle_ids", False, "missing_ios_bundle_id"),
+    check("api_targets", False, "refused"),
+    check("api_targets", False, "missing_service"),
+]
+
+
+def usage_context(**overrides: Any) -> dict[str, Any]:
+    series = [("13:00", {"VALID": 40, "RATE_LIMITED": 2}), ("14:00", {"VALID": 12})]
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "target": {
+            "kind": "key",
+            "key_name": "Servidor",
+            "key_last4": "BMog",
+            "key_url": "/app/keys/k-2",
+            "project_name": "Gemini API",
+            "project_number": 482913576692,
+        },
+        "range_name": "24h",
+        "range_urls": {name: f"/app/usage?key=k-2&range={name}" for name in ("24h", "7d", "30d")},
+        "csv_url": "/app/usage.csv?key=k-2&range=24h",
+        "project_url": "/app/usage?project=gemini-api",
+        "requests_chart": charts.bar_chart(series, title=marked("Requests by outcome")),
+        "units_chart": charts.line_chart(
+            [("13:00", 1200.0), ("14:00", 300.0)], title=marked("Units")
+        ),
+        "totals": {
+            "requests": [{"code": "VALID", "count": "52"}, {"code": "RATE_LIMITED", "count": "2"}],
+            "all_requests": "54",
+            "units": "1,500",
+        },
+        "limits": [
+            {"name": "rpm", "plan": "15", "key": "10", "remaining": "8", "resets": "41 seconds"},
+            {
+                "name": "rpd",
+                "plan": "1,500",
+                "key": None,
+                "remaining": "1,446",
+                "resets": "9 hours",
+            },
+            {"name": "upm", "plan": None, "key": None, "remaining": None, "resets": None},
+            {"name": "upd", "plan": None, "key": None, "remaining": None, "resets": None},
+        ],
+        "plan": "Free",
+        "billing_url": "/app/billing?project=gemini-api",
+        "free_plan": True,
+    }
+    context.update(overrides)
+    return context
+
+
+def billing_project(**overrides: Any) -> dict[str, Any]:
+    project: dict[str, Any] = {
+        "id": "gemini-api",
+        "display_name": "Gemini API",
+        "number": 482913576692,
+        "plan": "tier-1",
+        "plan_name": "Tier 1",
+        "paid": True,
+        "limits": {"rpm": "1,000", "rpd": "10,000", "upm": None, "upd": None},
+        "billing_account": "acct-1",
+        "billing_account_name": "Acme",
+        "usage_url": "/app/usage?project=gemini-api",
+    }
+    project.update(overrides)
+    return project
+
+
+def billing_context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "is_admin": True,
+        "projects": [
+            billing_project(),
+            billing_project(
+                id="backend",
+                display_name="Backend",
+                number=100000000042,
+                plan="free",
+                plan_name="Free",
+                paid=False,
+                limits={"rpm": "15", "rpd": "1,500", "upm": "250,000", "upd": None},
+                billing_account=None,
+                billing_account_name="",
+                usage_url="/app/usage?project=backend",
+            ),
+        ],
+        "selected": "gemini-api",
+        "accounts": [
+            {
+                "id": "acct-1",
+                "display_name": "Acme",
+                "currency": "USD",
+                "open": True,
+                "projects": ["Gemini API"],
+            },
+            {
+                "id": "acct-2",
+                "display_name": "Old",
+                "currency": "MXN",
+                "open": False,
+                "projects": [],
+            },
+        ],
+        "currencies": [{"code": "USD", "name": "US Dollar"}, {"code": "MXN", "name": "Peso"}],
+        "typed": {"display_name": "", "currency": "usd"},
+        "field_error": "currency",
+        "notice": "linked",
+        "notice_project": billing_project(),
+        "error": "account_closed",
+    }
+    context.update(overrides)
+    return context
+
+
+def users_context(**overrides: Any) -> dict[str, Any]:
+    person: dict[str, Any] = {
+        "id": 1,
+        "email": "ana@example.com",
+        "role": "admin",
+        "disabled": False,
+        "create_time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+        "last_signin_time": NOW - timedelta(minutes=3),
+        "is_self": True,
+    }
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "now": NOW,
+        "users": [
+            person,
+            person | {"id": 2, "email": "beto@example.com", "role": "member", "is_self": False},
+            person
+            | {
+                "id": 3,
+                "email": "caro@example.com",
+                "disabled": True,
+                "is_self": False,
+                "last_signin_time": None,
+            },
+        ],
+        "invited": {"email": "dana@example.com", "link": "https://llavero.test/signin/link?t=x"},
+        "notice": "user_updated",
+        "error": "already_exists",
+    }
+    context.update(overrides)
+    return context
+
+
+def audit_context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "events": [
+            {
+                "time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+                "actor": "ana@example.com",
+                "action": "key.create",
+                "target": "k-2",
+                "source_ip": "198.51.100.4",
+            },
+            {
+                "time": datetime(2025, 8, 1, 9, 0, tzinfo=UTC),
+                "actor": "bootstrap",
+                "action": "user.create",
+                "target": "1",
+                "source_ip": None,
+            },
+        ],
+        "next_url": "/app/audit?page_token=abc",
+        "first_url": "/app/audit",
+    }
+    context.update(overrides)
+    return context
+
+
+# Each page with a context that shows as much of it at once as it can; `name#case` is another
+# context for the same template, for the parts the first one cannot show.
 PAGES: dict[str, dict[str, Any]] = {
     "apikey.html": keys_context(notice="key_deleted", error="create_failed"),
     "signin.html": {"csrf_token": "csrf-abc", "error": "invalid_credentials"},
     "error.html": {"status": 404},
+    "key.html": key_context(
+        a_key(),
+        error=FieldError("allowed_ips", "allowed_ips", line=2),
+        failure="failed_precondition",
+        notice="saved",
+        test_result={"allowed": False, "code": "IP_NOT_ALLOWED", "lines": DRY_RUN_LINES},
+        test_error=FieldError("test-referrer", "test_field"),
+    ),
+    "key.html#new": key_context(
+        a_key(
+            display_name="",
+            state="ACTIVE",
+            environment=None,
+            restrictions={},
+            expire_time=None,
+            last_used_time=None,
+            previous_last4=None,
+            previous_expire_time=None,
+        ),
+        events=[],
+        error=FieldError("settings", "invalid"),
+        failure="permission_denied",
+        test_result={"allowed": True, "code": None, "lines": DRY_RUN_LINES[:1]},
+    ),
+    "usage.html": usage_context(),
+    "usage.html#project": usage_context(
+        target={
+            "kind": "project",
+            "key_name": "",
+            "key_last4": "",
+            "key_url": "",
+            "project_name": "Gemini API",
+            "project_number": 482913576692,
+        },
+        range_name="7d",
+        requests_chart=charts.bar_chart(
+            [("13:00", {}), ("14:00", {})], title=marked("Requests by outcome")
+        ),
+        totals={"requests": [], "all_requests": "0", "units": "1,200"},
+        free_plan=False,
+    ),
+    "usage.html#choose": {
+        **SIGNED_IN,
+        "target": None,
+        "projects": [
+            {"display_name": "Gemini API", "number": 482913576692, "url": "/app/usage?p=1"}
+        ],
+    },
+    "billing.html": billing_context(),
+    "billing.html#member": billing_context(
+        is_admin=False,
+        accounts=[],
+        notice="account_closed",
+        notice_project=None,
+        error="permission_denied",
+        field_error=None,
+    ),
+    "users.html": users_context(),
+    "audit.html": audit_context(),
+    "audit.html#empty": audit_context(events=[], next_url="", first_url=""),
+    "account.html": {**SIGNED_IN, "notice": "password_set", "error": "mismatch"},
 }
+
+
+PLACEHOLDER_EXAMPLES = (
+    "com.example.app",
+    "generativelanguage.googleapis.com",
+    "*.generateContent",
+    "production",
+)
+"""Example values in placeholders: identifiers, written the same in every language."""
+
+
+def template_of(page: str) -> str:
+    return page.partition("#")[0]
+
+
+def test_every_template_of_a_page_is_checked() -> None:
+    """Templates that extend base.html are pages; the others are parts they include."""
+    pages = {
+        path.name
+        for path in templating.TEMPLATE_DIR.glob("*.html")
+        if '{% extends "base.html" %}' in path.read_text()
+    }
+    assert pages == {template_of(page) for page in PAGES}
 
 
 class Page(HTMLParser):
@@ -334,16 +716,6 @@ def test_error_pages_in_both_languages(status: int, es_heading: str, en_heading:
     assert f"{es_heading} · Llavero" in spanish.texts
 
 
-class MarkingTranslations(gettext.NullTranslations):
-    """Wraps every translated string in ⟪⟫, so text that bypassed gettext stands out."""
-
-    def gettext(self, message: str) -> str:
-        return f"⟪{message}⟫"
-
-    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
-        return f"⟪{msgid1 if n == 1 else msgid2}⟫"
-
-
 def _data_strings(context: dict[str, Any]) -> Iterator[str]:
     """Every string a fake context contributes, plus the values filters derive from it."""
     for value in context.values():
@@ -354,17 +726,22 @@ def _data_strings(context: dict[str, Any]) -> Iterator[str]:
         elif isinstance(value, list):
             for item in value:
                 yield from _data_strings(item if isinstance(item, dict) else {"v": item})
+        elif isinstance(value, datetime):
+            yield i18n.format_date(value, lang="en")
+            yield i18n.format_datetime(value, lang="en")
+            yield i18n.format_relative(value, "en", now=NOW)
         elif isinstance(value, int):
             yield templating.masked_number(value)
 
 
-@pytest.mark.parametrize("template", sorted(PAGES))
-def test_every_visible_string_goes_through_gettext(template: str) -> None:
-    context = PAGES[template]
+@pytest.mark.parametrize("page_name", sorted(PAGES))
+def test_every_visible_string_goes_through_gettext(page_name: str) -> None:
+    context = PAGES[page_name]
     env = templating.create_environment("en", MarkingTranslations())
-    page = Page(env.get_template(template).render(**context))
+    page = Page(env.get_template(template_of(page_name)).render(**context))
     allowed = sorted(
-        {*_data_strings(context), "Llavero", "English", "Español (Latinoamérica)", "…BMog"}
+        {*_data_strings(context), *PLACEHOLDER_EXAMPLES}
+        | {"Llavero", "English", "Español (Latinoamérica)", "…BMog"}
         | {"Aug 1, 2025", "Aug 2, 2025, 11:57\u202fAM", "3 minutes ago", "404"},
         key=len,
         reverse=True,
@@ -379,9 +756,9 @@ def test_every_visible_string_goes_through_gettext(template: str) -> None:
     assert untranslated == []
 
 
-@pytest.mark.parametrize("template", sorted(PAGES))
-def test_no_inline_script_style_or_handlers(template: str) -> None:
-    page = Page(templating.render("es_419", template, **PAGES[template]))
+@pytest.mark.parametrize("page_name", sorted(PAGES))
+def test_no_inline_script_style_or_handlers(page_name: str) -> None:
+    page = Page(templating.render("es_419", template_of(page_name), **PAGES[page_name]))
     for tag, attributes in page.tags:
         assert not [name for name in attributes if name.startswith("on")], tag
         assert "style" not in attributes, tag
@@ -390,9 +767,9 @@ def test_no_inline_script_style_or_handlers(template: str) -> None:
     assert not [tag for tag, _ in page.tags if tag == "style"]
 
 
-@pytest.mark.parametrize("template", sorted(PAGES))
-def test_references_point_at_ids_that_exist(template: str) -> None:
-    page = Page(templating.render("en", template, **PAGES[template]))
+@pytest.mark.parametrize("page_name", sorted(PAGES))
+def test_references_point_at_ids_that_exist(page_name: str) -> None:
+    page = Page(templating.render("en", template_of(page_name), **PAGES[page_name]))
     ids = [attrs["id"] for _, attrs in page.tags if attrs.get("id")]
     assert len(ids) == len(set(ids))
     references = ("for", "aria-labelledby", "aria-describedby", "data-dialog-open", "data-confirm")
@@ -405,8 +782,8 @@ def test_references_point_at_ids_that_exist(template: str) -> None:
 def test_every_behaviour_hook_in_the_templates_is_wired_in_the_script() -> None:
     script = (STATIC / "console.js").read_text()
     hooks = set()
-    for template in PAGES:
-        page = Page(templating.render("en", template, **PAGES[template]))
+    for page_name, context in PAGES.items():
+        page = Page(templating.render("en", template_of(page_name), **context))
         hooks |= {name for _, attrs in page.tags for name in attrs if name.startswith("data-")}
     assert "data-copy-target" in hooks and "data-confirm" in hooks
     assert sorted(hook for hook in hooks if hook not in script) == []
