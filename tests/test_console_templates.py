@@ -400,8 +400,8 @@ def audit_context(**overrides: Any) -> dict[str, Any]:
 # context for the same template, for the parts the first one cannot show.
 PAGES: dict[str, dict[str, Any]] = {
     "apikey.html": keys_context(notice="key_deleted", error="create_failed"),
-    "signin.html": {"csrf_token": "csrf-abc", "error": "invalid_credentials"},
-    "error.html": {"status": 404},
+    "signin.html": {"csrf_token": "csrf-abc", "error": "invalid_credentials", "email": "a@b.c"},
+    "error.html": {**SIGNED_IN, "status": 404},
     "key.html": key_context(
         a_key(),
         error=FieldError("allowed_ips", "allowed_ips", line=2),
@@ -640,6 +640,53 @@ def test_every_form_that_posts_carries_the_csrf_token() -> None:
     assert len(forms) == 4  # sign out, two deletes, create
     assert len(tokens) == len(forms)
     assert page.find("form", action="/signout", method="post")
+
+
+USER_TEXT = frozenset(
+    {
+        "display_name",
+        "project_name",
+        "key_name",
+        "email",
+        "actor",
+        "environment",
+        "annotations",
+        "allowed_ips",
+        "allowed_referrers",
+        "ios_bundle_ids",
+        "package",
+        "sha1",
+        "service",
+        "methods",
+        "ip",
+        "referrer",
+        "ios_bundle_id",
+        "billing_account_name",
+        "currency",
+        "link",
+        "source_ip",
+    }
+)
+"""Context fields that hold text someone typed: each page must show it as text, never markup."""
+EVIL = "<script>alert('x')</script>"
+
+
+def poisoned(value: Any, field: str = "") -> Any:
+    """`value` with every string of a `USER_TEXT` field replaced by `EVIL`."""
+    if isinstance(value, dict):
+        return {name: poisoned(item, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [poisoned(item, field) for item in value]
+    if isinstance(value, str) and field in USER_TEXT:
+        return EVIL
+    return value
+
+
+@pytest.mark.parametrize("page_name", sorted(PAGES))
+def test_typed_text_renders_as_text_on_every_page(page_name: str) -> None:
+    html = templating.render("en", template_of(page_name), **poisoned(PAGES[page_name]))
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
 
 
 def test_html_in_names_renders_as_text() -> None:
