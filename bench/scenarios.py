@@ -134,7 +134,7 @@ def plain_sqlalchemy(workdir: Path) -> Iterator[Target]:
 # -- Llavero ---------------------------------------------------------------------------------
 
 # Limits far above any benchmark load: the limiter still counts every request, never denies.
-_LLAVERO_PLANS = "".join(
+ROOMY_PLANS = "".join(
     f"[plans.{plan}]\nrpm = 10_000_000_000\nrpd = 100_000_000_000\n"
     f"upm = 10_000_000_000\nupd = 100_000_000_000\n\n"
     for plan in ("free", "tier-1")
@@ -143,7 +143,7 @@ _LLAVERO_PLANS = "".join(
 
 def llavero_env(workdir: Path) -> dict[str, str]:
     plans = workdir / "plans.toml"
-    plans.write_text(_LLAVERO_PLANS)
+    plans.write_text(ROOMY_PLANS)
     return {
         "LLAVERO_DATA_DIR": str(workdir / "llavero"),
         "LLAVERO_DATABASE_URL": f"sqlite:///{workdir / 'llavero.sqlite3'}",
@@ -172,7 +172,7 @@ def llavero_credentials(env: dict[str, str]) -> tuple[str, str]:
 def llavero_verify_http(workdir: Path) -> Iterator[Target]:
     """`POST /v1/keys:verify` on `llavero serve` (uvicorn), fresh SQLite database.
 
-    Plan limits are raised out of reach (`_LLAVERO_PLANS`) so every answer is `VALID`.
+    Plan limits are raised out of reach (`ROOMY_PLANS`) so every answer is `VALID`.
     """
     require("llavero.cli", "llavero not installed")
     env = llavero_env(workdir)
