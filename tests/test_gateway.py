@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from llavero.config import Settings
 from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, usage_reporter
@@ -424,3 +429,52 @@ def test_the_cli_gateway_takes_the_upstream_key_from_the_environment(
     assert openai.upstream.service_name == "api.openai.com"
     keyless = from_settings(llavero, "http://127.0.0.1:9000", key_env="")
     assert keyless.upstream.credential() == {}
+
+
+def test_the_llavero_gateway_command_end_to_end(
+    upstream: tuple[FakeUpstream, str], tmp_path: Path
+) -> None:
+    """`llavero gateway` as users run it: its own process, the key from the environment."""
+    env = {
+        **os.environ,
+        "LLAVERO_DATA_DIR": str(tmp_path),
+        "LLAVERO_DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+        "LLAVERO_SECRET_KEY": "gateway-test-secret-0123456789",
+        "GEMINI_API_KEY": UPSTREAM_KEY,
+    }
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=env["LLAVERO_DATABASE_URL"],
+        secret_key=env["LLAVERO_SECRET_KEY"],
+    )
+    service = Llavero(settings)
+    service.upgrade()
+    project = service.projects.create(Actor.system("test"), "Gemini API")
+    key = service.keys.create(Actor.system("test"), project.id).key_string
+    service.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "llavero", "gateway", "--upstream", upstream[1],
+               "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                response = httpx.post(url + GENERATE, params={"key": key}, json={})
+                break
+            except httpx.TransportError:
+                threading.Event().wait(0.05)
+        else:
+            pytest.fail("llavero gateway did not start")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert response.status_code == 200
+    assert upstream[0].seen[-1]["headers"]["x-goog-api-key"] == UPSTREAM_KEY
+    assert "key=[REDACTED]" in output
+    assert key not in output
+    assert UPSTREAM_KEY not in output
