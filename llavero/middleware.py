@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import anyio
 from fastapi import Depends, Request
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import credentials, http_verdicts
@@ -123,7 +122,11 @@ class LlaveroMiddleware:
         await self.app(scope, receive, send_with_limits)
 
     async def _check(self, scope: Scope) -> VerifyResult | Refusal:
-        headers = Headers(scope=scope)
+        # A dict rather than Starlette's Headers: verify's context reads up to eight headers,
+        # and Headers scans the whole list on each read. ASGI names are lowercase already.
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
         peer = client[0] if client else None
