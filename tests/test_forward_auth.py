@@ -173,3 +173,15 @@ def test_only_429_and_403_are_accepted_for_rate_limits(proxy: TestClient) -> Non
     assert "rate_limited_status" in error_of(response)["message"]
     assert proxy.get("/v1/forward-auth?rate_limited_status=403").status_code == 401
     assert proxy.get("/v1/forward-auth?rate_limited_status=429").status_code == 401
+
+
+def test_a_spent_daily_quota_retries_at_the_end_of_the_utc_day(
+    proxy: TestClient, llavero: Llavero, admin: Actor
+) -> None:
+    _, key = new_key(llavero, admin, limits={"rpd": 1})
+    assert proxy.get("/v1/forward-auth", headers={"x-api-key": key}).status_code == 200
+    refused = proxy.get("/v1/forward-auth", headers={"x-api-key": key})
+    assert refused.status_code == 429
+    assert refused.headers["x-llavero-code"] == "QUOTA_EXCEEDED"
+    assert refused.headers["retry-after"] == "86400"  # the frozen clock stands at 00:00 UTC
+    assert error_of(refused)["details"][0]["reason"] == "QUOTA_EXCEEDED"
