@@ -9,12 +9,31 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
     from bench.run import Durations, Outcome, Verdict
+
+# Figures of the in-process benchmarks by name ("inprocess", "scale"), or why one failed.
+Extras = dict[str, Any]
+NOTES = Path(__file__).with_name("notes.md")
+INPROCESS_TARGET = 3.0
+SCALE_TARGETS = {  # figure: (target, True when lower is better), SQLite and PostgreSQL alike
+    "list_all_projects_ms": (50.0, True),
+    "list_one_project_ms": (50.0, True),
+    "uncached_verify_p99_ms": (5.0, True),
+    "cached_key_bytes": (1024.0, True),
+}
+SCALE_LABELS = {
+    "bulk_create_keys_per_s": ("bulk create", "keys/s"),
+    "list_all_projects_ms": ("first page of the key list, every project (admin)", "ms"),
+    "list_one_project_ms": ("first page of the key list, one project", "ms"),
+    "uncached_verify_p50_ms": ("verify of a key not cached, p50", "ms"),
+    "uncached_verify_p99_ms": ("verify of a key not cached, p99", "ms"),
+    "cached_key_bytes": ("memory per cached key", "bytes"),
+}
 
 PACKAGES = ("llavero", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "granian",
             "sqlalchemy", "django", "djangorestframework", "djangorestframework-api-key",
@@ -94,10 +113,59 @@ def scenario_rows(outcomes: dict[str, Outcome]) -> list[str]:
     return rows
 
 
+def verdict(value: float, target: float, lower_is_better: bool) -> str:
+    passed = value < target if lower_is_better else value >= target
+    return "PASS" if passed else "MISS"
+
+
+def inprocess_rows(figures: Any) -> list[str]:
+    if not isinstance(figures, dict):
+        return [f"Not measured: {figures}."]
+    ratio = figures["ratio"]
+    return [
+        "| verify µs/call | keyed hash + dict lookup µs/call | ratio | target | verdict | "
+        "reproduce |",
+        "| ---: | ---: | ---: | ---: | --- | --- |",
+        f"| {figures['verify_us']:.2f} | {figures['floor_us']:.2f} | {ratio:.2f} | "
+        f"≤ {INPROCESS_TARGET:g} | {'PASS' if ratio <= INPROCESS_TARGET else 'MISS'} | "
+        "`.venv-bench/bin/python -m bench.inprocess` |",
+    ]
+
+
+def scale_rows(figures: Any) -> list[str]:
+    if not isinstance(figures, list):
+        return [f"Not measured: {figures}."]
+    rows = ["| database | keys | figure | value | target | verdict | reproduce |",
+            "| --- | ---: | --- | ---: | ---: | --- | --- |"]  # fmt: skip
+    for run in figures:
+        for name, (label, unit) in SCALE_LABELS.items():
+            value = run[name]
+            shown = f"{value:,.0f} {unit}" if unit != "ms" else f"{value:.2f} ms"
+            target, status = "—", "context"
+            if name in SCALE_TARGETS and not (
+                name == "uncached_verify_p99_ms" and run["database"] != "SQLite"
+            ):
+                limit, lower = SCALE_TARGETS[name]
+                target = f"{'<' if lower else '≥'} {limit:g} {unit}"
+                status = verdict(value, limit, lower)
+            command = f"`.venv-bench/bin/python -m bench.scale --keys {run['keys']}`"
+            rows.append(f"| {run['database']} | {run['keys']:,} | {label} | {shown} | {target} | "
+                        f"{status} | {command} |")  # fmt: skip
+    return rows
+
+
+def print_extras(extras: Extras) -> None:
+    if "inprocess" in extras:
+        print("\n" + "\n".join(inprocess_rows(extras["inprocess"])))
+    if "scale" in extras:
+        print("\n" + "\n".join(scale_rows(extras["scale"])))
+
+
 def write_report(
     out: Path,
     outcomes: dict[str, Outcome],
     verdicts: Sequence[Verdict],
+    extras: Extras,
     durations: Durations,
     args: Sequence[str],
 ) -> None:
@@ -130,5 +198,11 @@ def write_report(
         *scenario_rows(outcomes),
         "",
     ]
+    if "inprocess" in extras:
+        lines += ["## In-process verify", "", *inprocess_rows(extras["inprocess"]), ""]
+    if "scale" in extras:
+        lines += ["## Scale", "", *scale_rows(extras["scale"]), ""]
+    if NOTES.exists():
+        lines += [NOTES.read_text()]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

@@ -8,7 +8,9 @@ shared, noisy machine hits both sides of every ratio alike.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -17,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import wrk
-from bench.report import write_report
+from bench.report import Extras, print_extras, write_report
 from bench.scenarios import SCENARIOS, Skipped
-from bench.servers import REPO, ServerFailed
+from bench.servers import REPO, ServerFailed, bench_env
 
 CONNECTIONS = 32
 WRK_THREADS = 1
@@ -38,7 +40,8 @@ QUICK = Durations(warmup_s=1, measure_s=2, rounds=1)
 
 @dataclass(frozen=True)
 class Comparison:
-    """Throughput of `subject` divided by that of `baseline`, and the ratio it must reach.
+    """Throughput of `subject` divided by that of `baseline`, and the ratio it must reach; with
+    `lower_p99` the subject's p99 latency must also be below the baseline's.
 
     Without a target the ratio is context: how much the server or the framework alone allows.
     """
@@ -47,19 +50,33 @@ class Comparison:
     subject: str
     baseline: str
     target: float | None = None
+    lower_p99: bool = False
 
 
-LLAVERO = "llavero_verify_http"
+LLAVERO = "llavero_verify_http"  # `llavero serve`: granian
+LLAVERO_UVICORN = "llavero_verify_uvicorn"
 COMPARISONS = (
-    Comparison("verify / bare endpoint (uvicorn)", LLAVERO, "bare_uvicorn", 0.75),
-    Comparison("verify / bare endpoint (granian)", "llavero_verify_granian", "bare_granian", 0.75),
-    Comparison("verify / DRF + djangorestframework-api-key", LLAVERO, "drf_api_key", 25),
-    Comparison("verify / fastapi-keygate", LLAVERO, "fastapi_keygate", 25),
-    Comparison("verify / FastAPI + SQLAlchemy lookup", LLAVERO, "plain_sqlalchemy", 25),
+    Comparison("verify / bare endpoint (granian: llavero serve)", LLAVERO, "bare_granian", 0.75),
+    Comparison("verify / bare endpoint (uvicorn)", LLAVERO_UVICORN, "bare_uvicorn", 0.75),
+    Comparison("verify / DRF + djangorestframework-api-key", LLAVERO, "drf_api_key", 25, True),
+    Comparison(
+        "verify / fastapi-keygate (both uvicorn)", LLAVERO_UVICORN, "fastapi_keygate", 25, True
+    ),  # fmt: skip
+    Comparison(
+        "verify / FastAPI + SQLAlchemy lookup (both uvicorn)",
+        LLAVERO_UVICORN,
+        "plain_sqlalchemy",
+        25,
+        True,
+    ),  # fmt: skip
     Comparison("ceiling: bare (uvicorn) / DRF + api-key", "bare_uvicorn", "drf_api_key"),
     Comparison("ceiling: bare (uvicorn) / fastapi-keygate", "bare_uvicorn", "fastapi_keygate"),
     Comparison("ceiling: bare (uvicorn) / SQLAlchemy lookup", "bare_uvicorn", "plain_sqlalchemy"),
-    Comparison("server: bare (granian) / bare (uvicorn)", "bare_granian", "bare_uvicorn"),
+    Comparison("server for Llavero: granian / uvicorn", LLAVERO, LLAVERO_UVICORN),
+    Comparison("server alone: bare (granian) / bare (uvicorn)", "bare_granian", "bare_uvicorn"),
+    Comparison(
+        "rate limits in Redis / in memory (llavero serve)", "llavero_verify_redis", LLAVERO
+    ),  # fmt: skip
 )
 
 
@@ -147,7 +164,10 @@ def judge(comparison: Comparison, outcomes: dict[str, Outcome]) -> Verdict:
     )
     if comparison.target is None:
         return Verdict(comparison, ratio, "context")
-    return Verdict(comparison, ratio, "PASS" if ratio >= comparison.target else "MISS")
+    passed = ratio >= comparison.target
+    if comparison.lower_p99:
+        passed = passed and subject.p99_ms < baseline.p99_ms
+    return Verdict(comparison, ratio, "PASS" if passed else "MISS")
 
 
 def print_summary(outcomes: dict[str, Outcome], verdicts: Sequence[Verdict]) -> None:
@@ -164,15 +184,52 @@ def print_summary(outcomes: dict[str, Outcome], verdicts: Sequence[Verdict]) -> 
         print(f"{v.comparison.title:<50}{ratio:>7}  {target:<6}  {v.status}")
 
 
+# Measured in process, not over HTTP: each writes its figures as JSON for the report.
+IN_PROCESS = ("inprocess", "scale")
+SCALE_KEYS = 1_000_000
+QUICK_ARGS = {
+    "inprocess": ["--rounds", "1", "--calls", "5000"],
+    "scale": ["--keys", "20000"],
+}
+
+
+def run_in_process(names: Sequence[str], quick: bool, scale_keys: int, workdir: Path) -> Extras:
+    """Run each in-process benchmark in its own interpreter; its figures, or why it failed."""
+    figures: Extras = {}
+    for name in names:
+        print(f"running bench.{name} …", flush=True)
+        out = workdir / f"{name}.json"
+        extra = QUICK_ARGS[name] if quick else []
+        if name == "scale" and not quick:
+            extra = ["--keys", str(scale_keys)]
+        argv = [sys.executable, "-m", f"bench.{name}", "--json", str(out), *extra]
+        try:
+            done = subprocess.run(argv, cwd=REPO, env=bench_env(), timeout=600)
+        except subprocess.TimeoutExpired:
+            figures[name] = "timed out after 600 s"
+            continue
+        if done.returncode != 0 or not out.exists():
+            figures[name] = f"failed with exit code {done.returncode}"
+            continue
+        figures[name] = json.loads(out.read_text())
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test")
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(SCENARIOS),
+        choices=[*SCENARIOS, *IN_PROCESS],
         metavar="NAME",
-        help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}",
+        help=f"run only this (repeatable): {', '.join([*SCENARIOS, *IN_PROCESS])}",
+    )
+    parser.add_argument(
+        "--scale-keys",
+        type=int,
+        default=SCALE_KEYS,
+        help=f"keys per database in bench.scale (default {SCALE_KEYS:,})",
     )
     parser.add_argument(
         "--out",
@@ -182,15 +239,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     durations = QUICK if args.quick else FULL
-    names = args.only or list(SCENARIOS)
+    chosen = args.only or [*SCENARIOS, *IN_PROCESS]
+    names = [name for name in chosen if name in SCENARIOS]
     partial = args.quick or args.only is not None
     out = args.out or REPO / ("bench/out/benchmarks.md" if partial else "docs/benchmarks.md")
 
     with tempfile.TemporaryDirectory(prefix="llavero-bench-") as tmp:
-        outcomes = run_all(names, durations, Path(tmp))
-    verdicts = [judge(c, outcomes) for c in COMPARISONS]
+        outcomes = run_all(names, durations, Path(tmp)) if names else {}
+        extras = run_in_process(
+            [name for name in chosen if name in IN_PROCESS], args.quick, args.scale_keys, Path(tmp)
+        )
+    verdicts = [judge(c, outcomes) for c in COMPARISONS if {c.subject, c.baseline} <= set(names)]
     print_summary(outcomes, verdicts)
-    write_report(out, outcomes, verdicts, durations, sys.argv[1:] if argv is None else argv)
+    print_extras(extras)
+    write_report(out, outcomes, verdicts, extras, durations, sys.argv[1:] if argv is None else argv)
     print(f"\nreport written to {out}")
     return 0
 

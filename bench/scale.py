@@ -1,6 +1,7 @@
 """Llavero with a million keys: bulk create, first page of the key list, uncached verify, memory.
 
-`python -m bench.scale [--keys 1000000] [--postgres URL | --no-postgres] [--json FILE]`
+`python -m bench.scale [--keys 1000000] [--postgres URL | --no-postgres] [--no-sqlite]
+[--json FILE]`
 (run from the repository root). Each database gets a fresh schema and `--keys` keys spread over
 `PROJECTS` projects, inserted through the fast path a bulk import would use: rows prepared in
 Python with the real keyed hash (`KeyHasher`), then one executemany per batch in a transaction.
@@ -34,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Table, create_engine, select, text
 
 from bench.scenarios import ROOMY_PLANS
 from llavero import keys
@@ -101,6 +102,7 @@ class RowWriter:
 
     def __init__(self, llavero: Llavero) -> None:
         table = tables.Key.__table__
+        assert isinstance(table, Table)
         dialect = llavero.db.engine.dialect
         self.columns = [column.name for column in table.columns]
         assert set(self.columns) == set(VARYING) | set(CONSTANT)
@@ -112,9 +114,18 @@ class RowWriter:
         convert_time = table.c.create_time.type.bind_processor(dialect) or (lambda v: v)
         self.convert_time: Callable[[Any], Any] = convert_time
         self.constants = {
-            name: (table.c[name].type.bind_processor(dialect) or (lambda v: v))(value)
+            name: self._bound(table.c[name].type, dialect, value)
             for name, value in CONSTANT.items()
         }
+
+    @staticmethod
+    def _bound(column_type: Any, dialect: Any, value: Any) -> Any:
+        """The value as the driver takes it; psycopg has no processor for JSON (SQLAlchemy
+        wraps it at execution), and takes the JSON text for a json column."""
+        process = column_type.bind_processor(dialect)
+        if process is not None:
+            return process(value)
+        return json.dumps(value) if isinstance(value, dict) else value
 
     def row(self, key_id: str, project_id: str, name: str, digest: str, last4: str,
             created: datetime) -> tuple[Any, ...]:  # fmt: skip
@@ -267,11 +278,12 @@ def drop_schema(url: str, schema: str) -> None:
     engine.dispose()
 
 
-def run(count: int, postgres: str | None) -> list[ScaleFigures]:
+def run(count: int, sqlite: bool, postgres: str | None) -> list[ScaleFigures]:
     results = []
     with tempfile.TemporaryDirectory(prefix="llavero-scale-") as scratch:
-        sqlite_url = f"sqlite:///{Path(scratch) / 'scale.sqlite3'}"
-        results.append(measure("SQLite", sqlite_url, count, Path(scratch)))
+        if sqlite:
+            sqlite_url = f"sqlite:///{Path(scratch) / 'scale.sqlite3'}"
+            results.append(measure("SQLite", sqlite_url, count, Path(scratch)))
         if postgres is not None:
             schema = f"llavero_scale_{os.getpid()}"
             try:
@@ -291,9 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, metavar="URL")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    results = run(args.keys, None if args.no_postgres else args.postgres)
+    results = run(args.keys, not args.no_sqlite, None if args.no_postgres else args.postgres)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0

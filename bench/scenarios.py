@@ -168,9 +168,14 @@ def llavero_credentials(env: dict[str, str]) -> tuple[str, str]:
     return token, key
 
 
+def llavero_serve(port: int, env: dict[str, str]) -> list[str]:
+    return [str(Path(PYTHON).parent / "llavero"), "serve", "--host", HOST, "--port", str(port),
+            "--db", env["LLAVERO_DATABASE_URL"]]  # fmt: skip
+
+
 @contextmanager
 def llavero_verify_http(workdir: Path) -> Iterator[Target]:
-    """`POST /v1/keys:verify` on `llavero serve` (uvicorn), fresh SQLite database.
+    """`POST /v1/keys:verify` on `llavero serve` (granian), fresh SQLite database.
 
     Plan limits are raised out of reach (`ROOMY_PLANS`) so every answer is `VALID`.
     """
@@ -178,23 +183,47 @@ def llavero_verify_http(workdir: Path) -> Iterator[Target]:
     env = llavero_env(workdir)
     token, key = llavero_credentials(env)
     port = free_port()
-    argv = [str(Path(PYTHON).parent / "llavero"), "serve", "--host", HOST, "--port", str(port),
-            "--db", env["LLAVERO_DATABASE_URL"]]  # fmt: skip
-    with serve(argv, port, workdir / "llavero.log", env) as url:
+    with serve(llavero_serve(port, env), port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
 
 
 @contextmanager
-def llavero_verify_granian(workdir: Path) -> Iterator[Target]:
-    """`POST /v1/keys:verify` on Llavero's app under granian, fresh SQLite database."""
-    require("llavero.api", "llavero not installed")
-    require("granian", "granian not installed (run bench/setup.sh)")
-    workdir = workdir / "granian"
+def llavero_verify_uvicorn(workdir: Path) -> Iterator[Target]:
+    """The same app as `llavero serve` (`llavero.asgi`) under uvicorn, fresh SQLite database."""
+    require("llavero.asgi", "llavero not installed")
+    workdir = workdir / "uvicorn"
     workdir.mkdir()
     env = llavero_env(workdir)
     token, key = llavero_credentials(env)
     port = free_port()
-    with serve(granian("bench.llavero_app:app", port), port, workdir / "llavero.log", env) as url:
+    argv = [*uvicorn("llavero.asgi:serving_app", port), "--factory"]
+    with serve(argv, port, workdir / "llavero.log", env) as url:
+        yield verify_target(url, token, key)
+
+
+REDIS_URL = os.environ.get("LLAVERO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@contextmanager
+def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
+    """`llavero serve` (granian) with the rate limits counted in Redis (one round trip each)."""
+    require("redis", "redis client not installed")
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except (redis.RedisError, OSError) as exc:
+        raise Skipped(f"no Redis at {REDIS_URL} ({type(exc).__name__})") from None
+    workdir = workdir / "redis"
+    workdir.mkdir()
+    env = {
+        **llavero_env(workdir),
+        "LLAVERO_RATE_LIMIT_BACKEND": "redis",
+        "LLAVERO_REDIS_URL": REDIS_URL,
+    }
+    token, key = llavero_credentials(env)
+    port = free_port()
+    with serve(llavero_serve(port, env), port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
 
 
@@ -202,7 +231,8 @@ SCENARIOS: dict[str, Scenario] = {
     "bare_uvicorn": bare_uvicorn,
     "bare_granian": bare_granian,
     "llavero_verify_http": llavero_verify_http,
-    "llavero_verify_granian": llavero_verify_granian,
+    "llavero_verify_uvicorn": llavero_verify_uvicorn,
+    "llavero_verify_redis": llavero_verify_redis,
     "drf_api_key": drf_api_key,
     "fastapi_keygate": fastapi_keygate,
     "plain_sqlalchemy": plain_sqlalchemy,
