@@ -1,8 +1,7 @@
 """The `llavero` command. Every command but `serve` acts on the configured database directly,
 through the service layer, as the local operator: no server needs to run.
 
-Output is a table for people and JSON with `--json` for scripts; an error is one line on stderr
-and a non-zero exit code.
+Output is a table, or JSON with `--json`; an error is one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
