@@ -836,6 +836,18 @@ def test_every_behaviour_hook_in_the_templates_is_wired_in_the_script() -> None:
     assert sorted(hook for hook in hooks if hook not in script) == []
 
 
+def test_every_class_on_a_page_is_styled() -> None:
+    """A class no stylesheet names is a loose end: a page that reads wrong at 360 px or on a
+    desktop."""
+    css = "\n".join(path.read_text() for path in STATIC.glob("*.css"))
+    styled = set(re.findall(r"\.([a-zA-Z][\w-]*)", css))
+    used = set()
+    for page_name, context in PAGES.items():
+        page = Page(templating.render("en", template_of(page_name), **context))
+        used |= {name for _, attrs in page.tags for name in (attrs.get("class") or "").split()}
+    assert sorted(used - styled) == []
+
+
 def test_stylesheet_loads_nothing_from_the_network() -> None:
     css = (STATIC / "console.css").read_text()
     assert "@import" not in css and "url(" not in css and "http" not in css
