@@ -8,12 +8,12 @@ revoked through one instance stops verifying on every instance within one poll i
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from llavero.background import Periodic
 from llavero.clock import Clock
 from llavero.store import Database, tables
 
@@ -31,9 +31,7 @@ class ChangeFeed:
     def __init__(self, db: Database, apply: Callable[[str, str], None], interval: float) -> None:
         self._db = db
         self._apply = apply
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("llavero-changes", interval, self.poll, log)
         with db.reading() as session:
             self._last_id = session.scalar(select(func.max(tables.Change.id))) or 0
 
@@ -52,19 +50,7 @@ class ChangeFeed:
         return len(rows)
 
     def start(self) -> None:
-        if self._interval <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="llavero-changes", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.poll()
-            except Exception:  # the database may be restarting: keep the thread alive
-                log.exception("could not read the change feed; retrying")
+        self._thread.stop()

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from llavero import metrics
+from llavero.background import Periodic
 from llavero.store import tables
 
 if TYPE_CHECKING:  # the service layer imports this module: no import cycle at run time
@@ -56,8 +57,8 @@ class UsageMeter:
         self._pending: Deltas = {}
         self._last_used: LastUsed = {}
         self._verifies: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        interval = max(ctx.settings.usage_flush_seconds, 0.01)
+        self._thread = Periodic("llavero-usage", interval, self._tick, log)
         self._next_prune = 0.0
         metrics.USAGE_SOURCES.add(self)
 
@@ -153,18 +154,11 @@ class UsageMeter:
 
     def start(self) -> None:
         """Flush every `usage_flush_seconds` and prune every hour, in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="llavero-usage", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Clean shutdown: stop the flusher, then flush everything still buffered."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._thread.stop()
         try:
             self.flush()
         except Exception:
@@ -172,20 +166,13 @@ class UsageMeter:
         finally:
             metrics.USAGE_SOURCES.discard(self)
 
-    def _run(self) -> None:
-        interval = max(self.ctx.settings.usage_flush_seconds, 0.01)
-        while not self._stop.wait(interval):
-            self._tick()
-
     def _tick(self) -> None:
-        try:
-            self.flush()
-            now = self.ctx.clock.time()
-            if now >= self._next_prune:
-                self.prune(now)
-                self._next_prune = now + PRUNE_EVERY_SECONDS
-        except Exception:  # the database may be restarting: keep counting, retry next tick
-            log.exception("could not write usage counts; retrying on the next tick")
+        """A failure here keeps every count buffered (see `flush`); the next tick retries."""
+        self.flush()
+        now = self.ctx.clock.time()
+        if now >= self._next_prune:
+            self.prune(now)
+            self._next_prune = now + PRUNE_EVERY_SECONDS
 
     def _put_back(self, deltas: Deltas, last_used: LastUsed) -> None:
         with self._lock:

@@ -8,8 +8,9 @@ serving instance purges once when it starts and then every hour: the purge is on
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
+
+from llavero.background import Periodic
 
 log = logging.getLogger("llavero.purge")
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -18,9 +19,8 @@ PURGE_INTERVAL_SECONDS = 3600.0
 class Purger:
     def __init__(self, purge: Callable[[], int], interval: float = PURGE_INTERVAL_SECONDS) -> None:
         self._purge = purge
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("llavero-purge", interval, self.run_once, log)
+        self._started = False
 
     def run_once(self) -> int:
         """Purge now; a failure is logged, not raised: the next hour tries again."""
@@ -35,17 +35,11 @@ class Purger:
 
     def start(self) -> None:
         """Purge at once, in the caller's thread, then every `interval` seconds in a thread."""
-        if self._thread is not None:
+        if self._started:
             return
+        self._started = True
         self.run_once()
-        self._thread = threading.Thread(target=self._run, name="llavero-purge", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.run_once()
+        self._thread.stop()

@@ -1,0 +1,38 @@
+import logging
+import threading
+
+import pytest
+
+from llavero.background import Periodic
+
+log = logging.getLogger("test.background")
+
+
+def test_the_job_runs_until_stopped_and_survives_failures(caplog: pytest.LogCaptureFixture) -> None:
+    runs: list[int] = []
+    third_run = threading.Event()
+
+    def job() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("database restarting")
+        if len(runs) >= 3:
+            third_run.set()
+
+    periodic = Periodic("test-job", 0.01, job, log)
+    periodic.start()
+    assert third_run.wait(5), "the job stopped after its first failure"
+    periodic.stop()
+    stopped_at = len(runs)
+    third_run.clear()
+    assert not third_run.wait(0.1), "the job ran after stop()"
+    assert len(runs) == stopped_at
+    assert "test-job failed" in caplog.text
+
+
+def test_an_interval_of_zero_is_off() -> None:
+    runs: list[int] = []
+    periodic = Periodic("off", 0, lambda: runs.append(1), log)
+    periodic.start()
+    periodic.stop()
+    assert runs == []
