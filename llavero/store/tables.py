@@ -174,7 +174,10 @@ class Key(Base):
     last_used_time: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_keys_project_created", "project_id", "create_time", "id"),)
+    __table_args__ = (
+        Index("ix_keys_project_created", "project_id", "create_time", "id"),
+        Index("ix_keys_created", "create_time", "id"),  # the key list of every project
+    )
 
 
 class UsageBucket(Base):
