@@ -4,8 +4,10 @@ Each request is verified in process (same store as `llavero serve`, no HTTP hop)
 with the client's key taken out and the upstream's own credential put in; request and response
 bodies stream through unbuffered, server-sent events included. Refusals answer Google-style
 errors (`llavero.http_verdicts`). Units are learned from the upstream's answer — Gemini's
-`usageMetadata.totalTokenCount`, OpenAI's `usage.total_tokens` — and reported after the stream
-ends, as `POST /v1/usage:report` would, so they count against the unit limits and in usage.
+`usageMetadata.totalTokenCount`, OpenAI's `usage.total_tokens` — and counted after the stream
+ends against the unit limits and in usage, in memory (`UsageReports.count_units`): the gateway
+is the only reporter of its own requests, so it needs no idempotency record, and the hot path
+writes nothing to the database.
 
 Neither the client's key nor the upstream's is ever logged: `?key=` is removed from the upstream
 URL, and the server's access log is redacted (`llavero.logs.install_access_log_filter`).
@@ -16,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from llavero import credentials, http_verdicts
+from llavero.cache import KeyRecord
 from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
-from llavero.service import Actor, Llavero
+from llavero.service import Llavero
 from llavero.verify import VerifyResult
 
 log = logging.getLogger("llavero.gateway")
@@ -69,8 +71,8 @@ METERED_TYPES: Final = ("json", "event-stream")
 UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
 SCAN_TAIL: Final = 64
 
-# (verify result of the request, units the upstream stated) -> counted somewhere.
-UnitsReporter = Callable[[VerifyResult, int], None]
+# (the client's key, units the upstream stated) -> counted somewhere.
+UnitsCounter = Callable[[str, int], None]
 
 
 class UnitsScanner:
@@ -124,14 +126,14 @@ class Gateway:
         upstream: Upstream,
         *,
         trust: ProxyTrust | None = None,
-        report_units: UnitsReporter | None = None,
+        count_units: UnitsCounter | None = None,
         environment: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.verifier = verifier
         self.upstream = upstream
         self.trust = trust or ProxyTrust()
-        self.report_units = report_units
+        self.count_units = count_units
         self.environment = environment
         self._transport = transport
         self._base = upstream.url.rstrip("/")
@@ -166,7 +168,7 @@ class Gateway:
         if _is_preflight(request):
             # Browsers send CORS preflights without credentials: the upstream answers them,
             # unverified and without the upstream key, so keys restricted to referrers work.
-            return await self.forward(request, None)
+            return await self.forward(request, None, None)
         key = credentials.key_from(request.headers, request.url.query)
         if not key:
             return refused(http_verdicts.refusal_for_missing_key())
@@ -186,10 +188,12 @@ class Gateway:
         refusal = http_verdicts.refusal(result)
         if refusal is not None:
             return refused(refusal)
-        return await self.forward(request, result)
+        return await self.forward(request, result, key)
 
-    async def forward(self, request: Request, result: VerifyResult | None) -> Response:
-        """`result` is None for a CORS preflight: no upstream key, no limits, no units."""
+    async def forward(
+        self, request: Request, result: VerifyResult | None, key: str | None
+    ) -> Response:
+        """`result` and `key` are None for a CORS preflight: no upstream key, limits or units."""
         assert self._client is not None, "the gateway app was not started (lifespan)"
         upstream_request = self._client.build_request(
             request.method,
@@ -209,7 +213,8 @@ class Gateway:
             # The client left while its body was streaming upstream: nobody is there to answer.
             # 499 is nginx's "client closed request", so the access log says what happened.
             return Response(status_code=499)
-        response = StreamingResponse(self._relay(answer, result), answer.status_code)
+        metered = key if result is not None else None
+        response = StreamingResponse(self._relay(answer, metered), answer.status_code)
         dropped = NOT_DOWNSTREAM | connection_options(answer.headers.get("connection", ""))
         # Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client.
         response.raw_headers = [
@@ -223,11 +228,9 @@ class Gateway:
         ]
         return response
 
-    async def _relay(
-        self, answer: httpx.Response, result: VerifyResult | None
-    ) -> AsyncIterator[bytes]:
-        """The upstream's bytes as they come; its units reported however the stream ends."""
-        scanner = UnitsScanner() if result is not None and _is_metered(answer) else None
+    async def _relay(self, answer: httpx.Response, key: str | None) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they come; units counted under `key` however it ends."""
+        scanner = UnitsScanner() if key is not None and _is_metered(answer) else None
         try:
             async for chunk in answer.aiter_raw():
                 if scanner is not None:
@@ -236,16 +239,16 @@ class Gateway:
         finally:
             with anyio.CancelScope(shield=True):
                 await answer.aclose()
-                if result is not None and scanner is not None and scanner.units:
-                    await self._report(result, scanner.units)
+                if key is not None and scanner is not None and scanner.units:
+                    await self._count(key, scanner.units)
 
-    async def _report(self, result: VerifyResult, units: int) -> None:
-        if self.report_units is None:
+    async def _count(self, key: str, units: int) -> None:
+        if self.count_units is None:
             return
         try:
-            await anyio.to_thread.run_sync(self.report_units, result, units)
+            await anyio.to_thread.run_sync(self.count_units, key, units)
         except Exception as exc:  # metering must never break an answer already sent
-            log.error("could not report %d units of key %s: %s", units, result.key_id, exc)
+            log.error("could not count %d units: %s", units, type(exc).__name__)
 
     def _upstream_url(self, request: Request) -> str:
         raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
@@ -298,15 +301,16 @@ def error_answer(status: int, canonical: str, message: str) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json; charset=UTF-8")
 
 
-def usage_reporter(report: Callable[[str, int, str], object]) -> UnitsReporter:
-    """Units reported as `POST /v1/usage:report` does (`report(key_id, units, request_id)`),
-    under a fresh request id: counted against `upm`/`upd` and in usage."""
+def unit_counter(llavero: Llavero) -> UnitsCounter:
+    """Units counted through the service in memory (`UsageReports.count_units`), against the
+    limits of the key record verify used (cached, so no database read either)."""
 
-    def report_units(result: VerifyResult, units: int) -> None:
-        if result.key_id:
-            report(result.key_id, units, f"gateway-{uuid.uuid4().hex}")
+    def count_units(key: str, units: int) -> None:
+        record = llavero.verifier.record(key)
+        if isinstance(record, KeyRecord):
+            llavero.usage_reports.count_units(record, units)
 
-    return report_units
+    return count_units
 
 
 def from_settings(
@@ -317,8 +321,8 @@ def from_settings(
     key_header: str | None = None,
 ) -> Gateway:
     """The gateway `llavero gateway` runs: settings for the upstream (`key_env` and `key_header`
-    override them), the service's verifier, and units reported through the service as
-    `POST /v1/usage:report` does."""
+    override them), the service's verifier, and units counted through the service as
+    `POST /v1/usage:report` counts them, without its database write."""
     settings = llavero.settings
     url = httpx.URL(upstream_url)
     if url.scheme not in ("http", "https") or not url.host:
@@ -340,15 +344,10 @@ def from_settings(
             connect=10.0, read=settings.gateway_read_timeout_seconds, write=60.0, pool=10.0
         ),
     )
-    actor = Actor.system("gateway")
     return Gateway(
         llavero.verifier,
         upstream,
         trust=ProxyTrust(settings.trusted_proxies),
-        report_units=usage_reporter(
-            lambda key_id, units, request_id: llavero.usage_reports.report(
-                actor, key_id, units, request_id
-            )
-        ),
+        count_units=unit_counter(llavero),
         environment=settings.gateway_environment,
     )

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -23,9 +24,10 @@ from starlette.routing import Route
 from llavero.config import Settings
 from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
-from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, usage_reporter
+from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, unit_counter
 from llavero.logs import install_access_log_filter
 from llavero.service import Actor, Llavero
+from llavero.store import tables
 from llavero.verify import VerifyRequest, VerifyResult
 from tests.loopback import serve
 
@@ -111,19 +113,19 @@ def upstream() -> Iterator[tuple[FakeUpstream, str]]:
 
 
 class Reports:
-    """Units reports as the service counts them, with a way to wait for one: the gateway
-    reports after the answer's last byte, so a client can be faster than the report."""
+    """Units counted as `llavero gateway` counts them, with a way to wait for a count: the
+    gateway counts after the answer's last byte, so a client can be faster than the count."""
 
     def __init__(self, llavero: Llavero) -> None:
-        self.llavero = llavero
+        self.count = unit_counter(llavero)
         self.done = threading.Semaphore(0)
 
-    def __call__(self, key_id: str, units: int, request_id: str) -> None:
-        self.llavero.usage_reports.report(Actor.system("gateway"), key_id, units, request_id)
+    def __call__(self, key: str, units: int) -> None:
+        self.count(key, units)
         self.done.release()
 
     def wait(self) -> None:
-        assert self.done.acquire(timeout=10), "the gateway reported no units"
+        assert self.done.acquire(timeout=10), "the gateway counted no units"
 
 
 @pytest.fixture
@@ -138,7 +140,7 @@ def gateway_for(
         llavero.verifier,
         Upstream(upstream_url, key=UPSTREAM_KEY, service=options.pop("service", None)),
         trust=ProxyTrust(llavero.settings.trusted_proxies),
-        report_units=usage_reporter(reports or Reports(llavero)),
+        count_units=reports or Reports(llavero),
         **options,
     )
 
@@ -258,6 +260,25 @@ def test_usage_counts_the_upstreams_tokens(
     assert chat.status_code == 200
     reports.wait()
     assert units_used(llavero, key) == 42 + 57 + 33
+
+
+def test_metering_writes_no_report_rows_yet_counts_in_usage_and_against_the_keys_upm(
+    gateway: str, reports: Reports, llavero: Llavero, admin: Actor
+) -> None:
+    key_id, key = new_key(llavero, admin, limits={"upm": 50})
+    headers = {"x-goog-api-key": key}
+    for _ in range(2):  # 42 units leave 8 of the key's 50 a minute; 84 spend them all
+        assert httpx.post(gateway + GENERATE, headers=headers, json={}).status_code == 200
+        reports.wait()
+    refused = httpx.post(gateway + GENERATE, headers=headers, json={})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["details"][0]["metadata"]["code"] == "RATE_LIMITED"
+    with llavero.db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(tables.UsageReport)) == 0
+    llavero.usage_meter.flush()
+    series = llavero.usage.key_series(admin, key_id, granularity="minute")
+    assert series.totals.units == 84
+    assert series.totals.requests == {"VALID": 2, "RATE_LIMITED": 1}
 
 
 def test_a_stream_the_client_abandons_is_metered_for_what_went_through(

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from llavero.cache import KeyRecord
 from llavero.errors import AlreadyExists, InvalidArgument
 from llavero.limits import REQUEST_LIMITS, Limiter, checks_for, limit_dicts
 from llavero.models import Model
@@ -90,6 +91,21 @@ class UsageReports:
         shown = checks_for(plan, key_limits, report.project, report.key_id, 0)
         limits = limit_dicts(self.limiter.peek(shown, now).limits)
         return report.model_copy(update={"limits": limits})
+
+    def count_units(self, key: KeyRecord, units_used: int, now: float | None = None) -> None:
+        """Count units of a request this process verified itself (the gateway): against the
+        same `upm`/`upd` checks verify used, and in usage, with no database write. Nobody
+        else reports these requests, so there is no retry to recognise and no report row."""
+        amount = units(units_used)
+        if amount == 0:
+            return
+        at = self.ctx.clock.time() if now is None else now
+        spent = checks_for(
+            self.plans.plans[key.plan], key.limits, key.project_id, key.key_id, amount
+        )
+        self.limiter.add([check for check in spent if check.name not in REQUEST_LIMITS], at)
+        if self.on_units is not None:
+            self.on_units(key.key_id, key.project_id, amount, at)
 
     def _store(
         self, actor: Actor, key_id: str, amount: int, rid: str
