@@ -29,24 +29,37 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import flask
+import httpx
+import httpx2
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message
 
 from bench import wrk
 from bench.scenarios import llavero_cli, llavero_env
 from bench.servers import HOST, REPO, free_port, run_step, serve
+from llavero import http_verdicts
 from llavero.config import Settings
+from llavero.gateway import (
+    NOT_DOWNSTREAM_RAW,
+    Gateway,
+    UnitsScanner,
+    _is_metered,
+    from_settings,
+)
+from llavero.logs import install_access_log_filter
 from llavero.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
 from llavero.service import Actor, Llavero
+from llavero.verify import VerifyResult
 
 PYTHON = sys.executable
 UPSTREAM_KEY = "bench-upstream-key"
@@ -76,6 +89,100 @@ async def generate(request: Request) -> Response:
 upstream_app = Starlette(routes=[Route("/v1beta/models/{call}", generate, methods=["POST"])])
 
 
+# --- the gateway with each upstream client ------------------------------------------------
+
+
+class HttpxGateway(Gateway):
+    """The gateway's forwarding as it was on httpx, for the side-by-side: `module` is httpx or
+    httpx2 (the same API on httpcore2), `limits` its pool size (None: the default, 100)."""
+
+    module: Any = httpx
+    limits: int | None = None
+
+    def _new_client(self) -> Any:
+        timeout = self.module.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
+        pool = {}
+        if self.limits is not None:
+            pool["limits"] = self.module.Limits(
+                max_connections=self.limits, max_keepalive_connections=self.limits
+            )
+        return self.module.AsyncClient(
+            timeout=timeout, follow_redirects=False, trust_env=False, **pool
+        )
+
+    async def forward(
+        self,
+        request: Request,
+        headers: dict[str, str],
+        query: str,
+        result: VerifyResult | None,
+        key: str | None,
+    ) -> Response:
+        client: Any = self._client
+        has_body = "content-length" in headers or "transfer-encoding" in headers
+        upstream_request = client.build_request(
+            request.method,
+            str(self._upstream_url(request.scope, query)),
+            headers=self._upstream_headers(request.scope, headers, result is not None),
+            content=request.stream() if has_body else None,
+        )
+        answer = await client.send(upstream_request, stream=True)
+        metered = key if result is not None and _is_metered(answer) else None
+        response = StreamingResponse(self._relay_httpx(answer, metered), answer.status_code)
+        response.raw_headers = [
+            (name, value) for name, value in answer.headers.raw
+            if name.lower() not in NOT_DOWNSTREAM_RAW
+        ]  # fmt: skip
+        limits = http_verdicts.rate_limit_headers(result.limits) if result else {}
+        response.raw_headers += [(k.lower().encode(), v.encode()) for k, v in limits.items()]
+        return response
+
+    async def _relay_httpx(self, answer: Any, key: str | None) -> AsyncIterator[bytes]:
+        scanner = UnitsScanner()
+        try:
+            async for chunk in answer.aiter_raw():
+                scanner.feed(chunk)
+                yield chunk
+        finally:
+            await answer.aclose()
+            if key is not None and scanner.units:
+                await self._count(key, scanner.units)
+
+
+class SmallPoolHttpxGateway(HttpxGateway):
+    limits = 8
+
+
+class Httpx2Gateway(HttpxGateway):
+    module = httpx2
+
+
+CLIENTS: dict[str, type[Gateway]] = {
+    "httpx, default pool": HttpxGateway,
+    "httpx, pool of 8": SmallPoolHttpxGateway,
+    "httpx2": Httpx2Gateway,
+    "aiohttp (shipped)": Gateway,
+}
+
+
+def serve_variant(client: str, upstream: str, port: int) -> None:
+    """What `llavero gateway` runs (same settings, uvicorn, redacted access log), with the
+    upstream client named `client`."""
+    llavero = Llavero(Settings())
+    shipped = from_settings(llavero, upstream)
+    gateway = CLIENTS[client](
+        shipped.verifier,
+        shipped.upstream,
+        trust=shipped.trust,
+        count_units=shipped.count_units,
+        environment=shipped.environment,
+        may_block=shipped.may_block,
+    )
+    install_access_log_filter()
+    app = gateway.app(lifespans=[llavero.start])
+    uvicorn.run(app, host=HOST, port=port, log_level=llavero.settings.log_level)
+
+
 # --- gateway against direct ----------------------------------------------------------------
 
 
@@ -85,7 +192,7 @@ def target(url: str, key: str, expect: str) -> wrk.Target:
 
 
 @contextmanager
-def gateway_targets(workdir: Path) -> Iterator[dict[str, wrk.Target]]:
+def gateway_targets(workdir: Path, clients: Sequence[str]) -> Iterator[dict[str, wrk.Target]]:
     env = llavero_env(workdir)
     llavero = str(Path(PYTHON).parent / "llavero")
     run_step([llavero, "db", "upgrade"], env)
@@ -99,18 +206,31 @@ def gateway_targets(workdir: Path) -> Iterator[dict[str, wrk.Target]]:
         gateway_argv = [llavero, "gateway", "--upstream", upstream, "--host", HOST,
                         "--port", str(gateway_port)]  # fmt: skip
         gateway_env = {**env, "GEMINI_API_KEY": UPSTREAM_KEY}
-        with serve(gateway_argv, gateway_port, workdir / "gateway.log", gateway_env) as gateway:
-            yield {
+        with ExitStack() as stack:
+            gateway = stack.enter_context(
+                serve(gateway_argv, gateway_port, workdir / "gateway.log", gateway_env)
+            )
+            targets = {
                 "direct": target(f"{upstream}{MODEL}:generateContent", UPSTREAM_KEY, "Hola"),
                 "gateway, metered": target(f"{gateway}{MODEL}:generateContent", key, "Hola"),
                 "gateway, no units": target(f"{gateway}{MODEL}:countTokens", key, "totalTokens"),
             }
+            for number, client in enumerate(clients):
+                port = free_port()
+                argv = [PYTHON, "-m", "bench.gateway", "--serve-client", client,
+                        "--upstream", upstream, "--port", str(port)]  # fmt: skip
+                log = workdir / f"gateway-client-{number}.log"
+                url = stack.enter_context(serve(argv, port, log, gateway_env))
+                targets[f"metered, {client}"] = target(f"{url}{MODEL}:generateContent", key, "Hola")
+            yield targets
 
 
-def bench_gateway(rounds: int, seconds: float, connections: int) -> list[str]:
+def bench_gateway(
+    rounds: int, seconds: float, connections: int, clients: Sequence[str]
+) -> list[str]:
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="llavero-bench-gateway-"))
-        targets = stack.enter_context(gateway_targets(Path(tmp)))
+        targets = stack.enter_context(gateway_targets(Path(tmp), clients))
         for each in targets.values():
             wrk.run(each, 1.0, connections)  # warm-up
         runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in targets}
@@ -264,11 +384,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--skip-gateway", action="store_true", help="Middleware only.")
+    parser.add_argument(
+        "--clients", action="store_true", help="Also the gateway with each upstream client."
+    )
+    parser.add_argument("--serve-client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_client:
+        serve_variant(args.serve_client, args.upstream, args.port)
+        return 0
     report = [f"# Gateway and middleware ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)"]
     if not args.skip_gateway:
         report += ["", "## Gateway against the upstream called directly", ""]
-        report += bench_gateway(args.rounds, args.seconds, args.connections)
+        clients = list(CLIENTS) if args.clients else []
+        report += bench_gateway(args.rounds, args.seconds, args.connections, clients)
     report += ["", "## Middleware, in process", ""]
     report += bench_middleware(args.rounds, args.requests)
     text = "\n".join(report) + "\n"

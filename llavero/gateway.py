@@ -20,22 +20,26 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
+import aiohttp
 import anyio
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Scope
+from yarl import URL
 
 from llavero import credentials, http_verdicts
 from llavero.cache import KeyRecord
 from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
+from llavero.limits import MemoryLimiter
 from llavero.service import Llavero
 from llavero.verify import VerifyResult
 
@@ -66,6 +70,8 @@ NOT_UPSTREAM: Final = HOP_BY_HOP | {
 }
 # The server answering the client sets these itself; `alt-svc` would point at the upstream.
 NOT_DOWNSTREAM: Final = HOP_BY_HOP | {"date", "server", "alt-svc"}
+NOT_UPSTREAM_RAW: Final = frozenset(name.encode() for name in NOT_UPSTREAM)
+NOT_DOWNSTREAM_RAW: Final = frozenset(name.encode() for name in NOT_DOWNSTREAM)
 METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 METERED_TYPES: Final = ("json", "event-stream")
 UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
@@ -73,6 +79,8 @@ SCAN_TAIL: Final = 64
 
 # (the client's key, units the upstream stated) -> counted somewhere.
 UnitsCounter = Callable[[str, int], None]
+# Whether verifying (or counting units) for this key may wait on I/O: then a worker thread does.
+MayBlock = Callable[[str], bool]
 
 
 class UnitsScanner:
@@ -102,9 +110,8 @@ class Upstream:
     key: str | None = None
     key_header: str = "x-goog-api-key"
     service: str | None = None
-    timeout: httpx.Timeout = field(
-        default_factory=lambda: httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
-    )
+    connect_timeout: float = 10.0
+    read_timeout: float = 300.0
 
     def credential(self) -> dict[str, str]:
         if not self.key:
@@ -116,7 +123,7 @@ class Upstream:
     @property
     def service_name(self) -> str | None:
         """The service verify sees: configured, else the upstream's host name."""
-        return self.service or httpx.URL(self.url).host or None
+        return self.service or urlsplit(self.url).hostname or None
 
 
 class Gateway:
@@ -128,18 +135,18 @@ class Gateway:
         trust: ProxyTrust | None = None,
         count_units: UnitsCounter | None = None,
         environment: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        may_block: MayBlock | None = None,
     ) -> None:
         self.verifier = verifier
         self.upstream = upstream
         self.trust = trust or ProxyTrust()
         self.count_units = count_units
         self.environment = environment
-        self._transport = transport
+        self.may_block = may_block or always_blocks
         self._base = upstream.url.rstrip("/")
-        self._credential = upstream.credential()
+        self._credential = list(upstream.credential().items())
         self._service = upstream.service_name
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     def app(self, lifespans: Iterable[Callable[[], object]] = ()) -> Starlette:
         """The ASGI app; `lifespans` are called at start-up (e.g. the service's `start`)."""
@@ -156,115 +163,172 @@ class Gateway:
         route = Route("/{path:path}", self.handle, methods=METHODS)
         return Starlette(routes=[route], lifespan=lifespan)
 
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=self.upstream.timeout,
-            transport=self._transport,
-            follow_redirects=False,
-            trust_env=False,
+    def _new_client(self) -> aiohttp.ClientSession:
+        """aiohttp rather than httpx: a third of httpx's CPU per forwarded request here
+        (`python -m bench.gateway --clients`, docs/gateway.md). No cookie jar: one upstream
+        cookie must never reach another user's request. No decompression: answers pass
+        through as sent."""
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.upstream.connect_timeout,
+            sock_read=self.upstream.read_timeout,
+        )
+        return aiohttp.ClientSession(
+            timeout=timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Content-Type"),
         )
 
     async def handle(self, request: Request) -> Response:
-        if _is_preflight(request):
+        scope = request.scope
+        # A dict rather than Starlette's Headers, which scans the list on every read; the first
+        # of repeated names wins, as with Headers. ASGI names are lowercase already.
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(scope["headers"])
+        }
+        query = scope["query_string"].decode("latin-1")
+        if request.method == "OPTIONS" and "access-control-request-method" in headers:
             # Browsers send CORS preflights without credentials: the upstream answers them,
             # unverified and without the upstream key, so keys restricted to referrers work.
-            return await self.forward(request, None, None)
-        key = credentials.key_from(request.headers, request.url.query)
+            return await self.forward(request, headers, query, None, None)
+        key = credentials.key_from(headers, query)
         if not key:
             return refused(http_verdicts.refusal_for_missing_key())
-        peer = request.client.host if request.client else None
-        origin = credentials.origin_from(
-            request.headers,
-            self.trust.client_ip(peer, request.headers),
-            request.url.path,
-            self._service,
-        )
+        client = scope.get("client")
+        ip = self.trust.client_ip(client[0] if client else None, headers)
+        origin = credentials.origin_from(headers, ip, scope["path"], self._service)
         request_to_verify = origin.verify_request(key, self.environment)
         try:
-            result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+            if self.may_block(key):
+                result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+            else:
+                result = self.verifier.verify(request_to_verify)
         except Exception as exc:  # the store is down: say so, and never pass unverified
-            log.error("verify failed on %s: %s", request.url.path, type(exc).__name__)
+            log.error("verify failed on %s: %s", scope["path"], type(exc).__name__)
             return error_answer(503, "UNAVAILABLE", "Key verification is unavailable.")
         refusal = http_verdicts.refusal(result)
         if refusal is not None:
             return refused(refusal)
-        return await self.forward(request, result, key)
+        return await self.forward(request, headers, query, result, key)
 
     async def forward(
-        self, request: Request, result: VerifyResult | None, key: str | None
+        self,
+        request: Request,
+        headers: dict[str, str],
+        query: str,
+        result: VerifyResult | None,
+        key: str | None,
     ) -> Response:
         """`result` and `key` are None for a CORS preflight: no upstream key, limits or units."""
         assert self._client is not None, "the gateway app was not started (lifespan)"
-        upstream_request = self._client.build_request(
-            request.method,
-            self._upstream_url(request),
-            headers=self._upstream_headers(request, with_credential=result is not None),
-            content=_body(request),
-        )
+        has_body = "content-length" in headers or "transfer-encoding" in headers
         try:
-            answer = await self._client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            log.warning("upstream timed out on %s %s", request.method, request.url.path)
+            answer = await self._client.request(
+                request.method,
+                self._upstream_url(request.scope, query),
+                headers=self._upstream_headers(request.scope, headers, result is not None),
+                # None without a body, so that no empty chunked body is sent.
+                data=request.stream() if has_body else None,
+                allow_redirects=False,
+            )
+        except TimeoutError:
+            log.warning("upstream timed out on %s %s", request.method, request.scope["path"])
             return error_answer(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
-        except httpx.TransportError as exc:
-            log.warning("upstream unreachable on %s: %s", request.url.path, type(exc).__name__)
+        except (aiohttp.ClientError, ClientDisconnect) as exc:
+            if _client_left(exc):
+                # The client left while its body was streaming upstream: nobody is there to
+                # answer. 499 is nginx's "client closed request", so the access log says so.
+                return Response(status_code=499)
+            log.warning("upstream unreachable on %s: %s", request.scope["path"], type(exc).__name__)
             return error_answer(502, "UNAVAILABLE", "The upstream API is unreachable.")
-        except ClientDisconnect:
-            # The client left while its body was streaming upstream: nobody is there to answer.
-            # 499 is nginx's "client closed request", so the access log says what happened.
-            return Response(status_code=499)
-        metered = key if result is not None else None
-        response = StreamingResponse(self._relay(answer, metered), answer.status_code)
-        dropped = NOT_DOWNSTREAM | connection_options(answer.headers.get("connection", ""))
-        # Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client.
-        response.raw_headers = [
-            (name, value)
-            for name, value in answer.headers.raw
-            if name.lower().decode() not in dropped
-        ]
-        limits = http_verdicts.rate_limit_headers(result.limits) if result else {}
-        response.raw_headers += [
-            (name.lower().encode(), value.encode()) for name, value in limits.items()
-        ]
+        metered = key if result is not None and _is_metered(answer) else None
+        response = StreamingResponse(self._relay(answer, metered), answer.status)
+        response.raw_headers = _downstream_headers(answer)
+        if result is not None:
+            response.raw_headers += [
+                (name.lower().encode(), value.encode())
+                for name, value in http_verdicts.rate_limit_headers(result.limits).items()
+            ]
         return response
 
-    async def _relay(self, answer: httpx.Response, key: str | None) -> AsyncIterator[bytes]:
+    async def _relay(self, answer: aiohttp.ClientResponse, key: str | None) -> AsyncIterator[bytes]:
         """The upstream's bytes as they come; units counted under `key` however it ends."""
-        scanner = UnitsScanner() if key is not None and _is_metered(answer) else None
+        scanner = UnitsScanner() if key is not None else None
         try:
-            async for chunk in answer.aiter_raw():
+            async for chunk in answer.content.iter_any():
                 if scanner is not None:
                     scanner.feed(chunk)
                 yield chunk
         finally:
-            with anyio.CancelScope(shield=True):
-                await answer.aclose()
-                if key is not None and scanner is not None and scanner.units:
+            # Back to the pool when read to the end; closed otherwise, so an upstream still
+            # generating for a client that left sees the connection go.
+            answer.release()
+            if key is not None and scanner is not None and scanner.units:
+                with anyio.CancelScope(shield=True):
                     await self._count(key, scanner.units)
 
     async def _count(self, key: str, units: int) -> None:
         if self.count_units is None:
             return
         try:
-            await anyio.to_thread.run_sync(self.count_units, key, units)
+            if self.may_block(key):
+                await anyio.to_thread.run_sync(self.count_units, key, units)
+            else:
+                self.count_units(key, units)
         except Exception as exc:  # metering must never break an answer already sent
             log.error("could not count %d units: %s", units, type(exc).__name__)
 
-    def _upstream_url(self, request: Request) -> str:
-        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        query = credentials.without_key(request.url.query)
-        return f"{self._base}{raw_path.decode('latin-1')}{'?' + query if query else ''}"
+    def _upstream_url(self, scope: Scope, query: str) -> URL:
+        """The path as the client sent it (no re-quoting), without `?key=`."""
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = credentials.without_key(query)
+        return URL(f"{self._base}{path}{'?' + query if query else ''}", encoded=True)
 
     def _upstream_headers(
-        self, request: Request, *, with_credential: bool
+        self, scope: Scope, headers: dict[str, str], with_credential: bool
     ) -> list[tuple[str, str]]:
-        dropped = NOT_UPSTREAM | connection_options(request.headers.get("connection", ""))
-        headers = [(name, value) for name, value in request.headers.items() if name not in dropped]
+        dropped = NOT_UPSTREAM_RAW
+        if connection := headers.get("connection"):
+            dropped = dropped | _encoded(connection_options(connection))
+        # Raw pairs: repeated request headers all go upstream.
+        forwarded = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if name not in dropped
+        ]
         # Units are read from the answer's bytes, so ask for them uncompressed.
-        headers.append(("accept-encoding", "identity"))
+        forwarded.append(("accept-encoding", "identity"))
         if with_credential:
-            headers.extend(self._credential.items())
-        return headers
+            forwarded.extend(self._credential)
+        return forwarded
+
+
+def _downstream_headers(answer: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    """Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client."""
+    dropped = NOT_DOWNSTREAM_RAW
+    if connection := answer.headers.get("connection"):
+        dropped = dropped | _encoded(connection_options(connection))
+    return [(name, value) for name, value in answer.raw_headers if name.lower() not in dropped]
+
+
+def _encoded(names: Iterable[str]) -> frozenset[bytes]:
+    return frozenset(name.encode("latin-1") for name in names)
+
+
+def always_blocks(key: str) -> bool:
+    return True
+
+
+def service_may_block(llavero: Llavero) -> MayBlock:
+    """Whether verifying or counting for `key` may wait on I/O in this service: on a key-cache
+    miss (a database read) or with the Redis limiter. Everything else is a few dict operations,
+    far cheaper than the hop to a worker thread, so it runs in the event loop."""
+    if not isinstance(llavero.limiter, MemoryLimiter):
+        return always_blocks
+    cache, digest = llavero.ctx.cache, llavero.ctx.hasher.hash
+    return lambda key: cache.get(digest(key)) is None
 
 
 def connection_options(connection: str) -> frozenset[str]:
@@ -272,19 +336,16 @@ def connection_options(connection: str) -> frozenset[str]:
     return frozenset(option.strip().lower() for option in connection.split(",") if option.strip())
 
 
-def _body(request: Request) -> AsyncIterator[bytes] | None:
-    """The request body as a stream, or None when there is none (so no chunked empty body)."""
-    headers = request.headers
-    if "content-length" not in headers and "transfer-encoding" not in headers:
-        return None
-    return request.stream()
+def _client_left(exc: BaseException) -> bool:
+    """Whether the upstream call failed because the client's own body stopped mid-way."""
+    while exc is not None:
+        if isinstance(exc, ClientDisconnect):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
-def _is_preflight(request: Request) -> bool:
-    return request.method == "OPTIONS" and "access-control-request-method" in request.headers
-
-
-def _is_metered(answer: httpx.Response) -> bool:
+def _is_metered(answer: aiohttp.ClientResponse) -> bool:
     content_type = answer.headers.get("content-type", "")
     return answer.headers.get("content-encoding", "identity") == "identity" and any(
         kind in content_type for kind in METERED_TYPES
@@ -324,8 +385,8 @@ def from_settings(
     override them), the service's verifier, and units counted through the service as
     `POST /v1/usage:report` counts them, without its database write."""
     settings = llavero.settings
-    url = httpx.URL(upstream_url)
-    if url.scheme not in ("http", "https") or not url.host:
+    url = urlsplit(upstream_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
         raise InvalidArgument("must be an http:// or https:// URL", field="upstream")
     key_env = settings.gateway_upstream_key_env if key_env is None else key_env
     key = os.environ.get(key_env) if key_env else None
@@ -340,9 +401,7 @@ def from_settings(
         key=key,
         key_header=key_header or settings.gateway_upstream_key_header,
         service=settings.gateway_service,
-        timeout=httpx.Timeout(
-            connect=10.0, read=settings.gateway_read_timeout_seconds, write=60.0, pool=10.0
-        ),
+        read_timeout=settings.gateway_read_timeout_seconds,
     )
     return Gateway(
         llavero.verifier,
@@ -350,4 +409,5 @@ def from_settings(
         trust=ProxyTrust(settings.trusted_proxies),
         count_units=unit_counter(llavero),
         environment=settings.gateway_environment,
+        may_block=service_may_block(llavero),
     )

@@ -24,7 +24,15 @@ from starlette.routing import Route
 from llavero.config import Settings
 from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
-from llavero.gateway import Gateway, UnitsScanner, Upstream, from_settings, unit_counter
+from llavero.gateway import (
+    Gateway,
+    UnitsScanner,
+    Upstream,
+    always_blocks,
+    from_settings,
+    service_may_block,
+    unit_counter,
+)
 from llavero.logs import install_access_log_filter
 from llavero.service import Actor, Llavero
 from llavero.store import tables
@@ -85,6 +93,12 @@ class FakeUpstream:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def held(self, request: Request) -> Response:
+        """Answers nothing until released: an upstream slower than the read timeout."""
+        await self.record(request)
+        await anyio.to_thread.run_sync(self.release.wait, 10)
+        return JSONResponse({})
+
     async def preflight(self, request: Request) -> Response:
         await self.record(request)
         allow = {"access-control-allow-origin": "*", "access-control-allow-headers": "*"}
@@ -98,6 +112,7 @@ class FakeUpstream:
                 Route(COUNT, self.generate, methods=["POST"]),
                 Route(STREAM, self.stream, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/held", self.held, methods=["GET"]),
             ]
         )
 
@@ -141,6 +156,7 @@ def gateway_for(
         Upstream(upstream_url, key=UPSTREAM_KEY, service=options.pop("service", None)),
         trust=ProxyTrust(llavero.settings.trusted_proxies),
         count_units=reports or Reports(llavero),
+        may_block=service_may_block(llavero),
         **options,
     )
 
@@ -218,6 +234,18 @@ def test_repeated_answer_headers_all_reach_the_client(
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
     assert response.headers["ratelimit-limit"] == "10"
     assert "alt-svc" not in response.headers
+
+
+def test_an_upstream_cookie_never_rides_along_on_a_later_request(
+    upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    _, key = new_key(llavero, admin)
+    headers = {"x-api-key": key}
+    by_name = upstream[1].replace("127.0.0.1", "localhost")  # cookie jars skip IP addresses
+    with serve(gateway_for(llavero, by_name).app()) as url:
+        for _ in range(2):
+            assert httpx.post(url + "/v1/chat/completions", headers=headers, json={}).is_success
+    assert "cookie" not in upstream[0].seen[-1]["headers"]
 
 
 def test_server_sent_events_stream_chunk_by_chunk(
@@ -399,6 +427,17 @@ def test_an_unreachable_upstream_is_a_502(llavero: Llavero, admin: Actor) -> Non
     assert response.json()["error"]["status"] == "UNAVAILABLE"
 
 
+def test_an_upstream_slower_than_the_read_timeout_is_a_504(
+    llavero: Llavero, admin: Actor, upstream: tuple[FakeUpstream, str]
+) -> None:
+    _, key = new_key(llavero, admin)
+    slow = Gateway(llavero.verifier, Upstream(upstream[1], key=UPSTREAM_KEY, read_timeout=0.2))
+    with serve(slow.app()) as url:
+        response = httpx.get(url + "/held", headers={"x-goog-api-key": key})
+    assert response.status_code == 504
+    assert response.json()["error"]["status"] == "DEADLINE_EXCEEDED"
+
+
 def test_no_key_reaches_a_log_line(
     llavero: Llavero,
     admin: Actor,
@@ -420,9 +459,25 @@ def test_no_key_reaches_a_log_line(
     # Every line but the test client's own request lines (httpx logs the URL it was given).
     lines = [record.getMessage() for record in caplog.records]
     server_lines = [line for line in lines if not line.startswith(f"HTTP Request: POST {url}")]
-    assert any(line.startswith(f"HTTP Request: POST {upstream[1]}") for line in server_lines)
+    assert [entry["query"] for entry in upstream[0].seen] == ["alt=sse", ""]  # no ?key=
     for secret in (key, typo, UPSTREAM_KEY):
         assert not [line for line in server_lines if secret in line]
+
+
+def test_only_a_key_cache_miss_or_a_remote_limiter_sends_verify_to_a_thread(
+    llavero: Llavero, admin: Actor, settings: Settings
+) -> None:
+    _, key = new_key(llavero, admin)
+    may_block = service_may_block(llavero)
+    assert may_block(key)  # not cached yet: verify reads the database
+    llavero.verifier.verify(VerifyRequest(key))
+    assert not may_block(key)
+    redis = {"rate_limit_backend": "redis", "redis_url": "redis://127.0.0.1:1/0"}
+    remote = Llavero(settings.model_copy(update=redis))  # never connects: nothing is verified
+    try:
+        assert service_may_block(remote) is always_blocks
+    finally:
+        remote.close()
 
 
 @pytest.mark.parametrize("cut", range(1, 40))
