@@ -244,13 +244,35 @@ class Gateway:
             log.warning("upstream unreachable on %s: %s", request.scope["path"], type(exc).__name__)
             return error_answer(502, "UNAVAILABLE", "The upstream API is unreachable.")
         metered = key if result is not None and _is_metered(answer) else None
-        response = StreamingResponse(self._relay(answer, metered), answer.status)
-        response.raw_headers = _downstream_headers(answer)
+        headers_out = _downstream_headers(answer)
         if result is not None:
-            response.raw_headers += [
+            headers_out += [
                 (name.lower().encode(), value.encode())
                 for name, value in http_verdicts.rate_limit_headers(result.limits).items()
             ]
+        if answer.content.is_eof():
+            return await self._whole(answer, headers_out, metered)
+        response = StreamingResponse(self._relay(answer, metered), answer.status)
+        response.raw_headers = headers_out
+        return response
+
+    async def _whole(
+        self, answer: aiohttp.ClientResponse, headers: list[tuple[bytes, bytes]], key: str | None
+    ) -> Response:
+        """An answer that arrived whole with its headers (most JSON answers) goes out as one
+        body: no StreamingResponse, whose per-answer task only watches for a client leaving
+        mid-stream, and there is no stream left to leave."""
+        body = await answer.read()
+        answer.release()
+        if key is not None:
+            scanner = UnitsScanner()
+            scanner.feed(body)
+            if scanner.units:
+                await self._count(key, scanner.units)
+        response = Response(body, answer.status)
+        if not any(name.lower() == b"content-length" for name, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        response.raw_headers = headers
         return response
 
     async def _relay(self, answer: aiohttp.ClientResponse, key: str | None) -> AsyncIterator[bytes]:
