@@ -58,6 +58,7 @@ LLAVERO_UVICORN = "llavero_verify_uvicorn"
 COMPARISONS = (
     Comparison("verify / bare endpoint (granian: llavero serve)", LLAVERO, "bare_granian", 0.75),
     Comparison("verify / bare endpoint (uvicorn)", LLAVERO_UVICORN, "bare_uvicorn", 0.75),
+    Comparison("verify / bare ASGI reading the body (granian)", LLAVERO, "bare_asgi_granian"),
     Comparison("verify / DRF + djangorestframework-api-key", LLAVERO, "drf_api_key", 25, True),
     Comparison(
         "verify / fastapi-keygate (both uvicorn)", LLAVERO_UVICORN, "fastapi_keygate", 25, True

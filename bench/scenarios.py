@@ -79,6 +79,16 @@ def bare_granian(workdir: Path) -> Iterator[Target]:
         yield verify_target(url, _SAMPLE_TOKEN, _SAMPLE_KEY)
 
 
+@contextmanager
+def bare_asgi_granian(workdir: Path) -> Iterator[Target]:
+    """Constant answer after reading the body: plain ASGI, no framework, granian, one process."""
+    require("granian", "granian not installed (run bench/setup.sh)")
+    port = free_port()
+    argv = granian("bench.peers.bare_asgi:app", port)
+    with serve(argv, port, workdir / "bare-asgi-granian.log") as url:
+        yield verify_target(url, _SAMPLE_TOKEN, _SAMPLE_KEY)
+
+
 # -- peers -----------------------------------------------------------------------------------
 
 DRF_WORKERS = 2 * (os.cpu_count() or 1) + 1
@@ -230,6 +240,7 @@ def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
 SCENARIOS: dict[str, Scenario] = {
     "bare_uvicorn": bare_uvicorn,
     "bare_granian": bare_granian,
+    "bare_asgi_granian": bare_asgi_granian,
     "llavero_verify_http": llavero_verify_http,
     "llavero_verify_uvicorn": llavero_verify_uvicorn,
     "llavero_verify_redis": llavero_verify_redis,
