@@ -14,11 +14,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-if TYPE_CHECKING:
-    from llavero.verify import VerifyRequest
+from llavero.verify import VerifyRequest
 
 QUERY_KEY: Final = "key"
 KEY_HEADERS: Final = ("x-goog-api-key", "authorization", "x-api-key")
@@ -105,11 +104,6 @@ class Origin:
     method: str | None = None
 
     def verify_request(self, key: str, environment: str | None = None) -> VerifyRequest:
-        # Imported here: `llavero.verify` cannot be the first module of the package imported
-        # (it imports `llavero.service`, which imports it back), and an app may well import
-        # the middleware, hence this module, first.
-        from llavero.verify import VerifyRequest
-
         return VerifyRequest(
             key=key,
             ip=self.ip,

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 import orjson
 
-if TYPE_CHECKING:  # annotations only: llavero.verify must not be the package's first import
-    from llavero.verify import VerifyRequest, VerifyResult
+from llavero.verify import VerifyRequest, VerifyResult
 
 MISSING_KEY: Final = "MISSING_KEY"
 WWW_AUTHENTICATE: Final = 'Bearer realm="llavero", error="invalid_token"'
