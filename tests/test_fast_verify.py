@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from llavero import keys
 from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath, plain_request, read_body, replay
+from llavero.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 PATH = "/v1/keys:verify"
@@ -254,3 +256,16 @@ def test_serving_freezes_the_startup_heap(llavero: Llavero) -> None:
             assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
+
+
+def test_a_token_that_expired_since_it_was_cached_goes_to_the_route(
+    llavero: Llavero, admin: Actor, clock: FrozenClock, route: Route, key: str
+) -> None:
+    expiring = llavero.tokens.create(
+        admin, ["keys:verify"], expire_time=clock.now() + timedelta(hours=1)
+    ).token
+    warm(llavero, expiring, key)
+    fast = TestClient(VerifyFastPath(route, llavero))
+    assert post(fast, expiring, b'{"key": "%s"}' % key.encode()).status_code == 200
+    clock.advance(3601)
+    assert post(fast, expiring, b'{"key": "%s"}' % key.encode()).status_code == 418
