@@ -1,18 +1,25 @@
 """What the gateway adds to an upstream call, and what the middleware costs a request.
 
-`python -m bench.gateway [--rounds 5] [--seconds 3] [--connections 16] [--requests 3000]`
-(from the repository root, with the project venv; the gateway part needs `wrk`).
+`python -m bench.gateway [--rounds 5] [--seconds 3] [--connections 16] [--requests 3000]
+[--clients]` (from the repository root, with the project venv; the gateway part needs `wrk`
+and `ss`).
 
 *Gateway.* A fake Gemini (`upstream_app` below: uvicorn, one process, a constant 300-byte
 `generateContent` answer) and `llavero gateway` in front of it (one process, SQLite, plans out
 of reach so nothing is refused), both on loopback. wrk loads, in turn within each round, the
 upstream called directly with its own key, the gateway on a call whose answer states
-`usageMetadata.totalTokenCount` (metered: one `usage:report` per request, written to the
-database for idempotency) and the gateway on `countTokens`, whose answer states no token total
-(verify and forward only). Ratios are taken within a round (gateway / direct, for throughput)
-and the median over rounds is reported, with the p50 latency each side saw. The fake upstream
-answers in well under a millisecond, so the ratio is the worst case: a real model answers in
-hundreds of milliseconds, and the added p50 is then what matters.
+`usageMetadata.totalTokenCount` (metered: its units counted in memory) and the gateway on
+`countTokens`, whose answer states no token total (verify and forward only). Ratios are taken
+within a round (gateway / direct, for throughput) and the median over rounds is reported, with
+the p50 latency each side saw and the CPU time the serving process spent per answer (from
+/proc: on a shared machine the figure other load disturbs least). The fake upstream answers in
+well under a millisecond, so the ratio is the worst case: a real model answers in hundreds of
+milliseconds, and the added p50 is then what matters.
+
+`--clients` adds, in the same rounds, the metered call through the same gateway with each
+upstream client (`CLIENTS`): httpx with its default pool, httpx with a pool of 8, httpx2 and
+aiohttp (what `llavero gateway` ships), each in its own process started as `llavero gateway`
+starts one.
 
 *Middleware.* In process, no sockets: the same Starlette app (one route answering "ok") and the
 same Flask app called through their ASGI/WSGI entry points with and without Llavero's
@@ -25,7 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -225,21 +234,46 @@ def gateway_targets(workdir: Path, clients: Sequence[str]) -> Iterator[dict[str,
             yield targets
 
 
+def server_pid(url: str) -> int:
+    """The process listening on `url`'s port (`ss`): `bench.servers.serve` yields only the URL,
+    and CPU time per answer is the figure a busy shared machine disturbs least."""
+    port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    listing = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"pid=(\d+)", listing)
+    if match is None:
+        raise RuntimeError(f"nothing listens on port {port}")
+    return int(match.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_gateway(
     rounds: int, seconds: float, connections: int, clients: Sequence[str]
 ) -> list[str]:
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="llavero-bench-gateway-"))
         targets = stack.enter_context(gateway_targets(Path(tmp), clients))
+        pids = {name: server_pid(each.url) for name, each in targets.items()}
         for each in targets.values():
             wrk.run(each, 1.0, connections)  # warm-up
         runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in targets}
+        cpu_us: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(rounds):
             for name, each in targets.items():
-                runs[name].append(wrk.run(each, seconds, connections))
+                before = cpu_seconds(pids[name])
+                result = wrk.run(each, seconds, connections)
+                spent = cpu_seconds(pids[name]) - before
+                runs[name].append(result)
+                cpu_us[name].append(spent / max(result.requests, 1) * 1e6)
     lines = [
-        "| target | answers/s | p50 ms | p99 ms | errors | ratio to direct |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| target | answers/s | p50 ms | p99 ms | errors | ratio to direct | CPU µs/answer |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, results in runs.items():
         ratios = [
@@ -250,7 +284,8 @@ def bench_gateway(
             f"| {name} | {statistics.median(r.requests_per_second for r in results):,.0f} "
             f"| {statistics.median(r.p50_ms for r in results):.2f} "
             f"| {statistics.median(r.p99_ms for r in results):.2f} "
-            f"| {sum(r.errors for r in results)} | {statistics.median(ratios):.2f} |"
+            f"| {sum(r.errors for r in results)} | {statistics.median(ratios):.2f} "
+            f"| {statistics.median(cpu_us[name]):,.0f} |"
         )
     return lines
 
