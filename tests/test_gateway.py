@@ -63,6 +63,7 @@ class FakeUpstream:
             body = b""
         entry = {
             "headers": dict(request.headers),
+            "pairs": [(name.decode(), value.decode()) for name, value in request.headers.raw],
             "path": request.url.path,
             "query": request.url.query,
             "body": body.decode(),
@@ -204,6 +205,20 @@ def test_the_upstream_sees_its_own_key_never_the_clients(
     assert "x-api-key" not in seen["headers"]
     assert seen["query"] == "alt=json"
     assert json.loads(seen["body"]) == {"contents": [{"parts": []}]}
+
+
+def test_a_client_header_named_like_the_upstream_credential_stays_behind(
+    upstream: tuple[FakeUpstream, str], llavero: Llavero, admin: Actor
+) -> None:
+    _, key = new_key(llavero, admin)
+    custom = Gateway(
+        llavero.verifier, Upstream(upstream[1], key=UPSTREAM_KEY, key_header="Api-Key")
+    )
+    with serve(custom.app()) as url:
+        headers = {"x-goog-api-key": key, "api-key": "chosen-by-the-client"}
+        assert httpx.post(url + GENERATE, headers=headers, json={}).status_code == 200
+    pairs = upstream[0].seen[-1]["pairs"]
+    assert [value for name, value in pairs if name == "api-key"] == [UPSTREAM_KEY]
 
 
 def test_hop_by_hop_and_cookie_headers_stay_behind(
