@@ -76,6 +76,7 @@ METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 METERED_TYPES: Final = ("json", "event-stream")
 UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
 SCAN_TAIL: Final = 64
+SMALL_BODY: Final = 64 * 1024
 
 # (the client's key, units the upstream stated) -> counted somewhere.
 UnitsCounter = Callable[[str, int], None]
@@ -228,14 +229,12 @@ class Gateway:
     ) -> Response:
         """`result` and `key` are None for a CORS preflight: no upstream key, limits or units."""
         assert self._client is not None, "the gateway app was not started (lifespan)"
-        has_body = "content-length" in headers or "transfer-encoding" in headers
         try:
             answer = await self._client.request(
                 request.method,
                 self._upstream_url(request.scope, query),
                 headers=self._upstream_headers(request.scope, headers, result is not None),
-                # None without a body, so that no empty chunked body is sent.
-                data=request.stream() if has_body else None,
+                data=await _body(request, headers),
                 allow_redirects=False,
             )
         except TimeoutError:
@@ -338,6 +337,17 @@ def _downstream_headers(answer: aiohttp.ClientResponse) -> list[tuple[bytes, byt
     if connection := answer.headers.get("connection"):
         dropped = dropped | _encoded(connection_options(connection))
     return [(name, value) for name, value in answer.raw_headers if name.lower() not in dropped]
+
+
+async def _body(request: Request, headers: dict[str, str]) -> bytes | AsyncIterator[bytes] | None:
+    """None without a body, so that no empty chunked body is sent; a small body of known length
+    whole, as aiohttp sends it with the headers in one write; any other body as a stream."""
+    length = headers.get("content-length")
+    if length is None:
+        return request.stream() if "transfer-encoding" in headers else None
+    if length.isdigit() and int(length) <= SMALL_BODY:
+        return await request.body()
+    return request.stream()
 
 
 def _encoded(names: Iterable[str]) -> frozenset[bytes]:

@@ -396,18 +396,20 @@ def test_api_targets_are_checked_against_the_service_and_the_verb(
     assert len(upstream[0].seen) == 1
 
 
+@pytest.mark.parametrize("length", [1_000, 100_000])  # read whole first, streamed upstream
 def test_a_client_leaving_mid_body_is_no_server_error(
     gateway: str,
     upstream: tuple[FakeUpstream, str],
     llavero: Llavero,
     admin: Actor,
     caplog: pytest.LogCaptureFixture,
+    length: int,
 ) -> None:
     _, key = new_key(llavero, admin)
     host, port = gateway.removeprefix("http://").split(":")
     head = (
         f"POST {GENERATE} HTTP/1.1\r\nHost: {host}\r\nx-goog-api-key: {key}\r\n"
-        'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"contents": ['
+        f'Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"contents": ['
     )
     with socket.create_connection((host, int(port))) as client:
         client.sendall(head.encode())
