@@ -77,6 +77,8 @@ METERED_TYPES: Final = ("json", "event-stream")
 UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
 SCAN_TAIL: Final = 64
 SMALL_BODY: Final = 64 * 1024
+# Answers that carry no Content-Length (RFC 9110 §8.6).
+BODILESS: Final = frozenset({*range(100, 200), 204, 304})
 
 # (the client's key, units the upstream stated) -> counted somewhere.
 UnitsCounter = Callable[[str, int], None]
@@ -274,7 +276,8 @@ class Gateway:
             if scanner.units:
                 await self._count(key, scanner.units)
         response = Response(body, answer.status)
-        if not any(name.lower() == b"content-length" for name, _ in headers):
+        has_length = any(name.lower() == b"content-length" for name, _ in headers)
+        if not has_length and answer.status not in BODILESS:
             headers.append((b"content-length", str(len(body)).encode()))
         response.raw_headers = headers
         return response

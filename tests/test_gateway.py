@@ -355,6 +355,7 @@ def test_cors_preflights_reach_the_upstream_without_any_key(
     assert response.headers["access-control-allow-origin"] == "*"
     assert "x-goog-api-key" not in upstream[0].seen[-1]["headers"]
     assert "ratelimit-limit" not in response.headers
+    assert "content-length" not in response.headers  # none on a 204 (RFC 9110 §8.6)
     bare = httpx.options(gateway + GENERATE)  # not a preflight: verified like any request
     assert bare.status_code == 401
 
