@@ -86,16 +86,27 @@ def summary(scenario: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def ratio_rows(verdicts: Sequence[Verdict]) -> list[str]:
+def p99_pair(outcomes: dict[str, Outcome], subject: str, baseline: str) -> str:
+    """p99 of both sides, for the comparisons that also claim a lower p99."""
+    sides = [outcomes.get(subject), outcomes.get(baseline)]
+    if any(side is None or side.problem is not None or not side.runs for side in sides):
+        return "—"
+    return " / ".join(f"{side.p99_ms:.1f}" for side in sides if side is not None)
+
+
+def ratio_rows(verdicts: Sequence[Verdict], outcomes: dict[str, Outcome]) -> list[str]:
     rows = [
-        "| comparison | ratio | target | verdict | reproduce |",
-        "| --- | ---: | ---: | --- | --- |",
+        "| comparison | ratio | target | p99 ms (subject / baseline) | verdict | reproduce |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
     ]
     for v in verdicts:
         c = v.comparison
         ratio = "—" if v.ratio is None else f"{v.ratio:.2f}"
         target = "—" if c.target is None else f"≥ {c.target:g}"
-        rows.append(f"| {c.title} | {ratio} | {target} | {v.status} | "
+        if c.lower_p99:
+            target += " and lower p99"
+        p99 = p99_pair(outcomes, c.subject, c.baseline)
+        rows.append(f"| {c.title} | {ratio} | {target} | {p99} | {v.status} | "
                     f"{reproduce(c.subject, c.baseline)} |")  # fmt: skip
     return rows
 
@@ -191,7 +202,7 @@ def write_report(
         "",
         "## Ratios",
         "",
-        *ratio_rows(verdicts),
+        *ratio_rows(verdicts, outcomes),
         "",
         "## Scenarios",
         "",
