@@ -269,3 +269,13 @@ def test_a_token_that_expired_since_it_was_cached_goes_to_the_route(
     assert post(fast, expiring, b'{"key": "%s"}' % key.encode()).status_code == 200
     clock.advance(3601)
     assert post(fast, expiring, b'{"key": "%s"}' % key.encode()).status_code == 418
+
+
+def test_a_revoked_token_is_no_longer_answered_here(
+    llavero: Llavero, admin: Actor, fast: TestClient, route: Route, verify_token: str, key: str
+) -> None:
+    warm(llavero, verify_token, key)
+    assert post(fast, verify_token, b'{"key": "%s"}' % key.encode()).status_code == 200
+    token_id = next(t.id for t in llavero.tokens.list(admin) if t.last4 == verify_token[-4:])
+    llavero.tokens.revoke(admin, token_id)
+    assert post(fast, verify_token, b'{"key": "%s"}' % key.encode()).status_code == 418
