@@ -62,6 +62,7 @@ from llavero.gateway import (
     NOT_DOWNSTREAM_RAW,
     Gateway,
     UnitsScanner,
+    _body,
     _is_metered,
     from_settings,
 )
@@ -102,8 +103,9 @@ upstream_app = Starlette(routes=[Route("/v1beta/models/{call}", generate, method
 
 
 class HttpxGateway(Gateway):
-    """The gateway's forwarding as it was on httpx, for the side-by-side: `module` is httpx or
-    httpx2 (the same API on httpcore2), `limits` its pool size (None: the default, 100)."""
+    """The gateway's forwarding on httpx, for the side-by-side: `module` is httpx or httpx2
+    (the same API on httpcore2), `limits` its pool size (None: the default, 100). Every answer
+    streams: httpx cannot tell that one has arrived whole."""
 
     module: Any = httpx
     limits: int | None = None
@@ -128,12 +130,11 @@ class HttpxGateway(Gateway):
         key: str | None,
     ) -> Response:
         client: Any = self._client
-        has_body = "content-length" in headers or "transfer-encoding" in headers
         upstream_request = client.build_request(
             request.method,
             str(self._upstream_url(request.scope, query)),
             headers=self._upstream_headers(request.scope, headers, result is not None),
-            content=request.stream() if has_body else None,
+            content=await _body(request, headers),
         )
         answer = await client.send(upstream_request, stream=True)
         metered = key if result is not None and _is_metered(answer) else None
