@@ -62,9 +62,9 @@ from llavero.gateway import (
     NOT_DOWNSTREAM_RAW,
     Gateway,
     UnitsScanner,
-    _body,
-    _is_metered,
     from_settings,
+    is_metered,
+    request_body,
 )
 from llavero.logs import install_access_log_filter
 from llavero.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
@@ -134,10 +134,10 @@ class HttpxGateway(Gateway):
             request.method,
             str(self._upstream_url(request.scope, query)),
             headers=self._upstream_headers(request.scope, headers, result is not None),
-            content=await _body(request, headers),
+            content=await request_body(request, headers),
         )
         answer = await client.send(upstream_request, stream=True)
-        metered = key if result is not None and _is_metered(answer) else None
+        metered = key if result is not None and is_metered(answer) else None
         response = StreamingResponse(self._relay_httpx(answer, metered), answer.status_code)
         response.raw_headers = [
             (name, value) for name, value in answer.headers.raw

@@ -2,7 +2,8 @@
 
 Each request is verified in process (same store as `llavero serve`, no HTTP hop), then passed on
 with the client's key taken out and the upstream's own credential put in; request and response
-bodies stream through unbuffered, server-sent events included. Refusals answer Google-style
+bodies stream through, server-sent events chunk by chunk (a request body of up to 64 KiB, and an
+answer that arrived whole with its headers, go in one piece). Refusals answer Google-style
 errors (`llavero.http_verdicts`). Units are learned from the upstream's answer — Gemini's
 `usageMetadata.totalTokenCount`, OpenAI's `usage.total_tokens` — and counted after the stream
 ends against the unit limits and in usage, in memory (`UsageReports.count_units`): the gateway
@@ -190,11 +191,10 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         scope = request.scope
-        # A dict rather than Starlette's Headers, which scans the list on every read; the first
-        # of repeated names wins, as with Headers. ASGI names are lowercase already.
+        # A dict rather than Starlette's Headers, which scans the list on every read, as the
+        # middleware does. ASGI names are lowercase already.
         headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(scope["headers"])
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
         }
         query = scope["query_string"].decode("latin-1")
         if request.method == "OPTIONS" and "access-control-request-method" in headers:
@@ -236,7 +236,7 @@ class Gateway:
                 request.method,
                 self._upstream_url(request.scope, query),
                 headers=self._upstream_headers(request.scope, headers, result is not None),
-                data=await _body(request, headers),
+                data=await request_body(request, headers),
                 allow_redirects=False,
             )
         except TimeoutError:
@@ -244,12 +244,12 @@ class Gateway:
             return error_answer(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
         except (aiohttp.ClientError, ClientDisconnect) as exc:
             if _client_left(exc):
-                # The client left while its body was streaming upstream: nobody is there to
-                # answer. 499 is nginx's "client closed request", so the access log says so.
+                # The client left before its whole body was in: nobody is there to answer.
+                # 499 is nginx's "client closed request", so the access log says so.
                 return Response(status_code=499)
             log.warning("upstream unreachable on %s: %s", request.scope["path"], type(exc).__name__)
             return error_answer(502, "UNAVAILABLE", "The upstream API is unreachable.")
-        metered = key if result is not None and _is_metered(answer) else None
+        metered = key if result is not None and is_metered(answer) else None
         headers_out = _downstream_headers(answer)
         if result is not None:
             headers_out += [
@@ -342,7 +342,9 @@ def _downstream_headers(answer: aiohttp.ClientResponse) -> list[tuple[bytes, byt
     return [(name, value) for name, value in answer.raw_headers if name.lower() not in dropped]
 
 
-async def _body(request: Request, headers: dict[str, str]) -> bytes | AsyncIterator[bytes] | None:
+async def request_body(
+    request: Request, headers: dict[str, str]
+) -> bytes | AsyncIterator[bytes] | None:
     """None without a body, so that no empty chunked body is sent; a small body of known length
     whole, as aiohttp sends it with the headers in one write; any other body as a stream."""
     length = headers.get("content-length")
@@ -385,7 +387,7 @@ def _client_left(exc: BaseException) -> bool:
     return False
 
 
-def _is_metered(answer: aiohttp.ClientResponse) -> bool:
+def is_metered(answer: aiohttp.ClientResponse) -> bool:
     content_type = answer.headers.get("content-type", "")
     return answer.headers.get("content-encoding", "identity") == "identity" and any(
         kind in content_type for kind in METERED_TYPES
