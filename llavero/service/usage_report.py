@@ -8,6 +8,10 @@ later verify is refused once they are spent. Requests (`rpm`, `rpd`) are not tou
 Idempotent by `request_id`, as Stripe's idempotency keys are: the report is stored first, in its
 own transaction, and counted only when that commit created it. A retry with the same key and
 units answers 200 and counts nothing; the same id with another key or other units is a 409.
+
+`count_units` is the same counting without the report row, for the gateway: it reports only
+requests it verified itself, once each, so it has no retry to recognise, and its hot path must
+not write to the database per request.
 """
 
 from __future__ import annotations
