@@ -206,7 +206,8 @@ def llavero_verify_uvicorn(workdir: Path) -> Iterator[Target]:
     env = llavero_env(workdir)
     token, key = llavero_credentials(env)
     port = free_port()
-    argv = [*uvicorn("llavero.asgi:serving_app", port), "--factory"]
+    # The app reads proxy headers itself (for granian): uvicorn's own reader is not doubled.
+    argv = [*uvicorn("llavero.asgi:serving_app", port), "--factory", "--no-proxy-headers"]
     with serve(argv, port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
 

@@ -222,6 +222,7 @@ def serve(
         if db:
             os.environ["LLAVERO_DATABASE_URL"] = db
         llavero.db.dispose()
+        level = LogLevels.__members__.get(llavero.settings.log_level.lower(), LogLevels.info)
         Granian(
             "llavero.asgi:serving_app",
             factory=True,
@@ -230,7 +231,10 @@ def serve(
             interface=Interfaces.ASGI,
             http=HTTPModes.http1,
             websockets=False,
-            log_level=LogLevels.__members__.get(llavero.settings.log_level.lower(), LogLevels.info),
+            log_level=level,
+            # granian's access line has the path without its query string: no `?key=` or
+            # `?token=` can reach it (docs/security.md).
+            log_access=level in (LogLevels.debug, LogLevels.info),
         ).serve()
 
 

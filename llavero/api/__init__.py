@@ -69,6 +69,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
         finally:
             if background:
                 llavero.close()
+                gc.unfreeze()  # an app served in a longer-lived process (tests) lets go
 
     app = LlaveroApp(
         llavero,
