@@ -276,6 +276,9 @@ def gateway(
             host=host,
             port=port,
             log_level=llavero.settings.log_level,
+            # The gateway believes X-Forwarded-For only from LLAVERO_TRUSTED_PROXIES; uvicorn's
+            # own handling would trust any local process and let it fake the client IP.
+            proxy_headers=False,
         )
 
 
