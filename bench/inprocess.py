@@ -12,6 +12,9 @@ Records are cached, as they are for every verify but a key's first.
 *floor* is `KeyHasher.hash` of the same key strings plus `dict.get` in a dict of as many
 entries: the two steps no verify can skip. Each round times both, alternating which goes first;
 the figure is the median over rounds of verify / floor. Target: at most 3.
+
+*steps* times each step of a cached verify on its own (best of `STEP_REPEATS` × `--calls`), so
+the report says where the microseconds go.
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ import statistics
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.scenarios import ROOMY_PLANS
+from llavero import keys
+from llavero.cache import KeyRecord
 from llavero.config import Settings
+from llavero.limits import checks_for
 from llavero.service import Actor, Llavero
 from llavero.verify import VerifyRequest
 
 TARGET = 3.0
+STEP_REPEATS = 5
 RESTRICTIONS = {
     "allowed_ips": ["203.0.113.0/24", "2001:db8::/32"],
     "api_targets": [{"service": "generativelanguage.googleapis.com"}],
@@ -42,6 +50,38 @@ def seconds_per_call(call: Callable[[int], object], calls: int) -> float:
     for index in range(calls):
         call(index)
     return (time.perf_counter() - started) / calls
+
+
+def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str, float]:
+    """µs per call of each step `Verifier.verify` takes for a cached, restricted key."""
+    verifier, cache, digest = llavero.verifier, llavero.ctx.cache, llavero.ctx.hasher.hash
+    record = verifier.record(request.key)
+    assert isinstance(record, KeyRecord)
+    plan = llavero.plans.plans[record.plan]
+    now = llavero.ctx.clock.time()
+    checks = checks_for(plan, record.limits, record.project_id, record.key_id, request.cost)
+    meter, prefix = llavero.usage_meter, llavero.ctx.key_prefix
+    steps: dict[str, Callable[[], object]] = {
+        "keyed hash + cache lookup": lambda: cache.get(digest(request.key)),
+        "key checksum (only on a cache miss)": lambda: keys.is_well_formed(request.key, prefix),
+        "state, environment and restrictions (`refusal`)": lambda: verifier.refusal(
+            record, request, now
+        ),
+        "limit checks of plan and key (`checks_for`)": lambda: checks_for(
+            plan, record.limits, record.project_id, record.key_id, request.cost
+        ),
+        "limiter: judge and count 4 limits (`MemoryLimiter.hit`)": lambda: llavero.limiter.hit(
+            checks, now
+        ),
+        "usage meter (`UsageMeter.record`)": lambda: meter.record(
+            record.key_id, record.project_id, "VALID", 0, request.ip, now
+        ),
+        "whole verify": lambda: verifier.verify(request),
+    }
+    return {
+        name: min(timeit.repeat(step, number=calls, repeat=STEP_REPEATS)) / calls * 1e6
+        for name, step in steps.items()
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"floor {floor_us[-1]:.2f} µs, ratio {ratios[-1]:.2f}",
                 flush=True,
             )
+        steps = step_costs(llavero, requests[0], args.calls // 5)
         llavero.close()
         llavero.db.dispose()
 
@@ -108,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "floor_us": statistics.median(floor_us),
         "ratio": statistics.median(ratios),
         "target": TARGET,
+        "steps_us": steps,
     }
+    for name, cost in steps.items():
+        print(f"{cost:8.2f} µs  {name}")
     print(
         f"\nverify {figures['verify_us']:.2f} µs/call, keyed hash + dict lookup "
         f"{figures['floor_us']:.2f} µs/call: ratio {figures['ratio']:.2f} "

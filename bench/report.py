@@ -140,6 +140,12 @@ def inprocess_rows(figures: Any) -> list[str]:
         f"| {figures['verify_us']:.2f} | {figures['floor_us']:.2f} | {ratio:.2f} | "
         f"≤ {INPROCESS_TARGET:g} | {'PASS' if ratio <= INPROCESS_TARGET else 'MISS'} | "
         "`.venv-bench/bin/python -m bench.inprocess` |",
+        "",
+        "Where a cached verify's time goes (each step timed on its own, best of 5):",
+        "",
+        "| step | µs |",
+        "| --- | ---: |",
+        *(f"| {name} | {cost:.2f} |" for name, cost in figures.get("steps_us", {}).items()),
     ]
 
 
