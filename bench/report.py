@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 # Figures of the in-process benchmarks by name ("inprocess", "scale"), or why one failed.
 Extras = dict[str, Any]
 NOTES = Path(__file__).with_name("notes.md")
+# Every section a run may write; a run that skips some does not keep their stale copies.
+HARNESS_SECTIONS = frozenset(
+    {"Machine", "Method", "Ratios", "Scenarios", "In-process verify", "Scale"}
+)
 INPROCESS_TARGET = 3.0
 SCALE_TARGETS = {  # figure: (target, True when lower is better), SQLite and PostgreSQL alike
     "list_all_projects_ms": (50.0, True),
@@ -178,6 +182,21 @@ def print_extras(extras: Extras) -> None:
         print("\n" + "\n".join(scale_rows(extras["scale"])))
 
 
+def kept_sections(out: Path, ours: Set[str]) -> list[str]:
+    """The `## ` sections of the page this run does not write (the gateway's, maintained from
+    `bench.gateway`): kept as they are, after this run's own."""
+    if not out.exists():
+        return []
+    kept: list[str] = []
+    keep = False
+    for line in out.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line[3:].strip() not in ours
+        if keep:
+            kept.append(line)
+    return [""] + kept if kept else []
+
+
 def write_report(
     out: Path,
     outcomes: dict[str, Outcome],
@@ -220,6 +239,8 @@ def write_report(
     if "scale" in extras:
         lines += ["## Scale", "", *scale_rows(extras["scale"]), ""]
     if NOTES.exists():
-        lines += [NOTES.read_text()]
+        lines += NOTES.read_text().splitlines()
+    ours = HARNESS_SECTIONS | {line[3:].strip() for line in lines if line.startswith("## ")}
+    lines += kept_sections(out, ours)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    out.write_text("\n".join(lines) + "\n")
