@@ -25,8 +25,8 @@ run: install
 	$(BIN)/llavero serve
 
 lint: install
-	$(BIN)/ruff check llavero tests bench
-	$(BIN)/ruff format --check llavero tests bench
+	$(BIN)/ruff check llavero tests bench scripts
+	$(BIN)/ruff format --check llavero tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy
