@@ -21,8 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -44,23 +43,22 @@ QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 Mode = Literal["hit", "add", "peek"]
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+# Named tuples, not frozen dataclasses: a verify builds about ten of these, and a frozen
+# dataclass's __init__ sets each field through object.__setattr__, several times the cost.
+class Check(NamedTuple):
     name: str
     scope: str
     limit: int
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
-class LimitStatus:
+class LimitStatus(NamedTuple):
     limit: int
     remaining: int
     reset_seconds: int
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     code: str | None
     limits: dict[str, LimitStatus]
@@ -143,54 +141,69 @@ def window_end(name: str, now: float) -> int:
     return (int(now // length) + 1) * length
 
 
-def _reset_seconds(name: str, now: float) -> int:
-    return max(1, math.ceil(window_end(name, now) - now))
-
-
-def _refuses(check: Check, used: int) -> bool:
-    """A zero-unit check still refuses once the quota is spent."""
-    if check.amount == 0:
-        return used >= check.limit
-    return used + check.amount > check.limit
+def _resets(now: float) -> tuple[int, int]:
+    """Seconds until the minute window and the day window holding `now` end (at least 1)."""
+    return (
+        max(1, math.ceil((int(now // 60) + 1) * 60 - now)),
+        max(1, math.ceil((int(now // 86400) + 1) * 86400 - now)),
+    )
 
 
 def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume: bool) -> Decision:
-    """The verdict from the counters as they were before the call."""
-    refusing = [check for check, count in zip(checks, used, strict=True) if _refuses(check, count)]
-    allowed = not refusing
+    """The verdict from the counters as they were before the call.
+
+    The rule: a check refuses when `used + amount > limit`, and a zero-unit check once the
+    quota is spent (`used >= limit`). Runs on every verify, hence the unpacked loops and no
+    helper call per check. A day window never ends before the minute window holding the same
+    instant, so when a daily limit refuses, the day's reset is the longest wait."""
+    refused_quota = refused_rate = False
+    for (name, _, limit, amount), count in zip(checks, used, strict=True):
+        if count >= limit if amount == 0 else count + amount > limit:
+            if name in QUOTA_LIMITS:
+                refused_quota = True
+            else:
+                refused_rate = True
+    allowed = not (refused_quota or refused_rate)
+    bump = allowed and consume
+    minute_reset, day_reset = _resets(now)
     statuses: dict[str, LimitStatus] = {}
-    for check, count in zip(checks, used, strict=True):
-        after = count + check.amount if allowed and consume else count
-        reset = _reset_seconds(check.name, now)
-        status = LimitStatus(check.limit, max(0, check.limit - after), reset)
-        current = statuses.get(check.name)
-        if current is None or (status.remaining, status.limit) < (current.remaining, current.limit):
-            statuses[check.name] = status
+    for (name, _, limit, amount), count in zip(checks, used, strict=True):
+        remaining = max(0, limit - (count + amount if bump else count))
+        current = statuses.get(name)
+        if current is None or (remaining, limit) < (current.remaining, current.limit):
+            reset = day_reset if name in QUOTA_LIMITS else minute_reset
+            statuses[name] = LimitStatus(limit, remaining, reset)
     if allowed:
-        return Decision(allowed=True, code=None, limits=statuses, retry_after=None)
-    quota = any(check.name in QUOTA_LIMITS for check in refusing)
-    return Decision(
-        allowed=False,
-        code=QUOTA_EXCEEDED if quota else RATE_LIMITED,
-        limits=statuses,
-        retry_after=max(_reset_seconds(check.name, now) for check in refusing),
-    )
+        return Decision(True, None, statuses, None)
+    if refused_quota:
+        return Decision(False, QUOTA_EXCEEDED, statuses, day_reset)
+    return Decision(False, RATE_LIMITED, statuses, minute_reset)
+
+
+Counters = dict[tuple[str, str], int]
+_NO_COUNTERS: Counters = {}
 
 
 class MemoryLimiter:
     """Counters of this process: exact for one instance; several instances need Redis.
 
     Counters are grouped by the end of their window, so dropping ended windows costs one dict
-    deletion per window rather than a scan of every counter.
+    deletion per window rather than a scan of every counter, and happens only once one ended.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._windows: dict[int, dict[tuple[str, str], int]] = {}
+        self._windows: dict[int, Counters] = {}
+        self._next_end = math.inf
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         with self._lock:
-            decision = _decide(checks, self._read(checks, now), now, consume=True)
+            minute, day = self._counters(now)
+            used = [
+                (day if name in QUOTA_LIMITS else minute).get((name, scope), 0)
+                for name, scope, _, _ in checks
+            ]
+            decision = _decide(checks, used, now, consume=True)
             if decision.allowed:
                 self._consume(checks, now)
         return decision
@@ -201,34 +214,52 @@ class MemoryLimiter:
 
     def peek(self, checks: Sequence[Check], now: float) -> Decision:
         with self._lock:
-            return _decide(checks, self._read(checks, now), now, consume=False)
+            minute, day = self._counters(now)
+            used = [
+                (day if name in QUOTA_LIMITS else minute).get((name, scope), 0)
+                for name, scope, _, _ in checks
+            ]
+            return _decide(checks, used, now, consume=False)
 
     def close(self) -> None:
         with self._lock:
             self._windows.clear()
+            self._next_end = math.inf
 
-    def _read(self, checks: Sequence[Check], now: float) -> list[int]:
-        self._drop_ended(now)
-        return [
-            self._windows.get(window_end(c.name, now), {}).get((c.name, c.scope), 0) for c in checks
-        ]
+    def _counters(
+        self, now: float
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """The live minute and day counters at `now` (read-only views when none exist yet)."""
+        if now >= self._next_end:
+            self._drop_ended(now)
+        minute_end = (int(now // 60) + 1) * 60
+        day_end = (int(now // 86400) + 1) * 86400
+        return (
+            self._windows.get(minute_end, _NO_COUNTERS),
+            self._windows.get(day_end, _NO_COUNTERS),
+        )
 
     def _consume(self, checks: Sequence[Check], now: float) -> None:
-        self._drop_ended(now)
-        for check in checks:
-            if check.amount > 0:
-                counters = self._windows.setdefault(window_end(check.name, now), {})
-                key = (check.name, check.scope)
-                counters[key] = counters.get(key, 0) + check.amount
+        if now >= self._next_end:
+            self._drop_ended(now)
+        for name, scope, _, amount in checks:
+            if amount > 0:
+                end = window_end(name, now)
+                counters = self._windows.get(end)
+                if counters is None:
+                    counters = self._windows[end] = {}
+                    self._next_end = min(self._next_end, end)
+                counters[name, scope] = counters.get((name, scope), 0) + amount
 
     def _drop_ended(self, now: float) -> None:
         for end in [end for end in self._windows if end <= now]:
             del self._windows[end]
+        self._next_end = min(self._windows, default=math.inf)
 
 
 # KEYS[i] is the counter of check i in its current window. ARGV[1] is the mode; then, per check,
 # its limit, amount and TTL. Returns the counters as they were before the call; the caller applies
-# the same rule (`_refuses`) to them to build the answer.
+# the same rule (`_decide`) to them to build the answer.
 _LUA = """
 local mode = ARGV[1]
 local used = {}
