@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, urlencode
 
-from llavero.verify import VerifyRequest
+from llavero.restrictions import RequestContext
 
 QUERY_KEY: Final = "key"
 KEY_HEADERS: Final = ("x-goog-api-key", "authorization", "x-api-key")
@@ -91,37 +90,11 @@ class ProxyTrust:
         return headers.get("x-real-ip", "").strip() or peer
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a request comes from and what it calls: verify's context minus the key."""
-
-    ip: str | None = None
-    referrer: str | None = None
-    android_package: str | None = None
-    android_cert: str | None = None
-    ios_bundle_id: str | None = None
-    service: str | None = None
-    method: str | None = None
-
-    def verify_request(self, key: str, environment: str | None = None) -> VerifyRequest:
-        return VerifyRequest(
-            key=key,
-            ip=self.ip,
-            referrer=self.referrer,
-            android_package=self.android_package,
-            android_cert=self.android_cert,
-            ios_bundle_id=self.ios_bundle_id,
-            service=self.service,
-            method=self.method,
-            environment=environment,
-        )
-
-
 def origin_from(
     headers: Mapping[str, str], ip: str | None, path: str, service: str | None
-) -> Origin:
+) -> RequestContext:
     """The context verify checks restrictions against, from the headers Google's SDKs send."""
-    return Origin(
+    return RequestContext(
         ip=ip,
         referrer=headers.get("referer") or None,
         android_package=headers.get("x-android-package") or None,

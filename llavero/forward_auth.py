@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from llavero import credentials, http_verdicts
 from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal, Verifies
+from llavero.verify import VerifyRequest
 
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
 SERVICE_HEADER: Final = "x-llavero-service"
@@ -76,7 +77,7 @@ class ForwardAuth:
         origin = credentials.origin_from(
             headers, self.trust.client_ip(peer, headers), uri.path, original_service(headers)
         )
-        result = self.verifier.verify(origin.verify_request(key))
+        result = self.verifier.verify(VerifyRequest.for_context(key, origin))
         refusal = http_verdicts.refusal(result)
         if refusal is None:
             return Answer(200, http_verdicts.identity_headers(result))

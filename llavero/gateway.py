@@ -42,7 +42,7 @@ from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
 from llavero.limits import MemoryLimiter
 from llavero.service import Llavero
-from llavero.verify import VerifyResult
+from llavero.verify import VerifyRequest, VerifyResult
 
 log = logging.getLogger("llavero.gateway")
 
@@ -207,7 +207,7 @@ class Gateway:
         client = scope.get("client")
         ip = self.trust.client_ip(client[0] if client else None, headers)
         origin = credentials.origin_from(headers, ip, scope["path"], self._service)
-        request_to_verify = origin.verify_request(key, self.environment)
+        request_to_verify = VerifyRequest.for_context(key, origin, self.environment)
         try:
             if self.may_block(key):
                 result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)

@@ -25,7 +25,7 @@ from llavero import credentials, http_verdicts
 from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal
 from llavero.service import Llavero
-from llavero.verify import VerifyResult
+from llavero.verify import VerifyRequest, VerifyResult
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -67,7 +67,7 @@ class KeyGate:
         origin = credentials.origin_from(
             headers, self.trust.client_ip(peer, headers), path, self.service
         )
-        result = self.verifier.verify(origin.verify_request(key, self.environment))
+        result = self.verifier.verify(VerifyRequest.for_context(key, origin, self.environment))
         return http_verdicts.refusal(result) or result
 
 

@@ -55,6 +55,23 @@ class VerifyRequest:
     environment: str | None = None
     cost: int = 0
 
+    @classmethod
+    def for_context(
+        cls, key: str, context: RequestContext, environment: str | None = None
+    ) -> VerifyRequest:
+        """The verify of `key` for a request whose context an integration has read."""
+        return cls(
+            key=key,
+            ip=context.ip,
+            referrer=context.referrer,
+            android_package=context.android_package,
+            android_cert=context.android_cert,
+            ios_bundle_id=context.ios_bundle_id,
+            service=context.service,
+            method=context.method,
+            environment=environment,
+        )
+
     def context(self) -> RequestContext:
         return RequestContext(
             ip=self.ip,

@@ -11,6 +11,7 @@ from llavero.credentials import (
     without_key,
     wsgi_headers,
 )
+from llavero.verify import VerifyRequest
 
 KEY = "llv_" + "A" * 32 + "abcdef"
 
@@ -78,7 +79,7 @@ def test_origin_reads_the_headers_of_googles_sdks() -> None:
         }
     )
     origin = origin_from(headers, "203.0.113.9", "/v1beta/models/m:countTokens", "svc.example")
-    request = origin.verify_request(KEY, environment="production")
+    request = VerifyRequest.for_context(KEY, origin, environment="production")
     assert request.key == KEY
     assert request.ip == "203.0.113.9"
     assert request.referrer == "https://app.example.com/page"
