@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -25,6 +25,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from llavero.config import Settings
 from llavero.errors import LlaveroError
 from llavero.service import Actor, Llavero
+from llavero.service.pagination import every_item
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -386,21 +387,10 @@ def projects_list(db: Db = None, as_json: Json = False) -> None:
     """List projects."""
     with service(db) as llavero:
         emit(
-            _all_pages(lambda token: llavero.projects.list(CLI, page_token=token)),
+            every_item(lambda token: llavero.projects.list(CLI, page_token=token)),
             as_json,
             PROJECT_COLUMNS,
         )
-
-
-def _all_pages(fetch: Callable[[str | None], Any]) -> list[Any]:
-    items: list[Any] = []
-    token: str | None = None
-    while True:
-        page = fetch(token)
-        items.extend(page.items)
-        if not page.next_page_token:
-            return items
-        token = page.next_page_token
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -472,7 +462,7 @@ def keys_list(
     if expiring_within_days is not None:
         terms.append(f"expiring_within_days={expiring_within_days}")
     with service(db) as llavero:
-        keys = _all_pages(
+        keys = every_item(
             lambda token: llavero.keys.list(
                 CLI,
                 project,
@@ -750,7 +740,7 @@ def billing_create(
 def billing_list(db: Db = None, as_json: Json = False) -> None:
     """List billing accounts."""
     with service(db) as llavero:
-        accounts = _all_pages(lambda token: llavero.billing.list(CLI, page_token=token))
+        accounts = every_item(lambda token: llavero.billing.list(CLI, page_token=token))
         emit(accounts, as_json, ACCOUNT_COLUMNS)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from llavero import models
 from llavero.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
+T = TypeVar("T")
 MAX_PAGE_SIZE = 1000
 
 
@@ -44,3 +47,16 @@ def decode(token: str, kind: str) -> tuple[Any, ...]:
     if not isinstance(values, list) or not values or values[0] != kind:
         raise InvalidArgument("is not a page token of this list", field="page_token")
     return tuple(values[1:])
+
+
+def every_item(fetch: Callable[[str | None], models.Page[T]]) -> list[T]:
+    """All items of a paged list, for callers that need the whole of it (menus, the CLI):
+    `fetch(page_token)` returns one page."""
+    items: list[T] = []
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        items.extend(page.items)
+        if not page.next_page_token:
+            return items
+        token = page.next_page_token

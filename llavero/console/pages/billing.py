@@ -23,6 +23,7 @@ from llavero.console.plans import plan_display_name
 from llavero.errors import InvalidArgument, LlaveroError
 from llavero.plans import FREE_PLAN, LIMIT_NAMES
 from llavero.service.billing import DEFAULT_CURRENCY, BillingAccount
+from llavero.service.pagination import every_item
 
 router = APIRouter(include_in_schema=False)
 
@@ -200,23 +201,13 @@ def _project_row(
 
 
 def all_projects(current: web.Page) -> list[models.Project]:
-    """Every project the user can see, page by page."""
-    projects: list[models.Project] = []
-    token: str | None = None
-    while True:
-        page = current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
-        projects.extend(page.items)
-        if not page.next_page_token:
-            return projects
-        token = page.next_page_token
+    """Every project the user can see, for menus and the billing table."""
+    return every_item(
+        lambda token: current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
+    )
 
 
 def _all_accounts(current: web.Page) -> list[BillingAccount]:
-    accounts: list[BillingAccount] = []
-    token: str | None = None
-    while True:
-        page = current.llavero.billing.list(current.actor, page_size=1000, page_token=token)
-        accounts.extend(page.items)
-        if not page.next_page_token:
-            return accounts
-        token = page.next_page_token
+    return every_item(
+        lambda token: current.llavero.billing.list(current.actor, page_size=1000, page_token=token)
+    )

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from llavero import models, restrictions
 from llavero.console import i18n, web
+from llavero.console.pages.billing import all_projects
 from llavero.console.plans import plan_display_name
 from llavero.errors import LlaveroError, PermissionDenied
 from llavero.service.apikeys import STATES
@@ -247,7 +248,7 @@ def _render(
     error: str | None = None,
 ) -> HTMLResponse:
     llavero, actor = current.llavero, current.actor
-    projects = _all_projects(current)
+    projects = all_projects(current)
     try:
         page = llavero.keys.list(
             actor,
@@ -301,18 +302,6 @@ def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
         "here": listing.here(),
         "sort_urls": {sort: listing.url(sort=sort) for sort in SORTS},
     }
-
-
-def _all_projects(current: web.Page) -> list[models.Project]:
-    """Every project the user can see, for the filter and the create dialog."""
-    projects: list[models.Project] = []
-    token: str | None = None
-    while True:
-        page = current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
-        projects.extend(page.items)
-        if not page.next_page_token:
-            return projects
-        token = page.next_page_token
 
 
 def _row(
