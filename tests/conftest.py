@@ -136,6 +136,21 @@ def any_llavero(settings: Settings, clock: FrozenClock, database_url: str) -> It
 
 
 @pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment of `llavero` commands in one test: a data dir and SQLite file of its own,
+    a fixed hash secret, no change feed. Set in this process and returned for subprocesses."""
+    env = {
+        "LLAVERO_DATA_DIR": str(tmp_path),
+        "LLAVERO_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "LLAVERO_SECRET_KEY": "cli-test-secret-0123456789abcdef",
+        "LLAVERO_CHANGE_POLL_SECONDS": "0",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
 def admin() -> Actor:
     return Actor.system("test")
 

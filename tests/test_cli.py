@@ -23,7 +23,6 @@ from llavero.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "llavero"
-SECRET = "cli-test-secret-0123456789abcdef"
 PASSWORD = "correct horse battery staple"
 INVALID = 3
 
@@ -32,20 +31,9 @@ class Run(Protocol):
     def __call__(self, *args: str, input: str | None = None) -> Result: ...
 
 
-def llavero_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "LLAVERO_DATA_DIR": str(tmp_path),
-        "LLAVERO_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-        "LLAVERO_SECRET_KEY": SECRET,
-        "LLAVERO_CHANGE_POLL_SECONDS": "0",
-    }
-
-
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+def run(cli_env: dict[str, str]) -> Run:
     """`llavero ARGS` in process; Typer's runner keeps stdout and stderr apart."""
-    for name, value in llavero_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None) -> Result:
@@ -381,14 +369,14 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
 # --- the installed program ----------------------------------------------------------------
 
 
-def subprocess_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, **llavero_env(tmp_path), "PYTHONUNBUFFERED": "1"}
+def subprocess_env(cli_env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, **cli_env, "PYTHONUNBUFFERED": "1"}
 
 
-def test_console_script_entry_point(tmp_path: Path) -> None:
+def test_console_script_entry_point(cli_env: dict[str, str]) -> None:
     if not CONSOLE_SCRIPT.exists():
         pytest.skip(f"{CONSOLE_SCRIPT} is not installed (make install)")
-    env = subprocess_env(tmp_path)
+    env = subprocess_env(cli_env)
     created = subprocess.run(
         [str(CONSOLE_SCRIPT), "projects", "create", "Gemini API", "--json"],
         env=env,
@@ -417,14 +405,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def served(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """`llavero serve` on a fresh SQLite file; yields its base URL and the file it prints to."""
     port = free_port()
     output = tmp_path / "serve.out"
     with output.open("w") as sink:
         server = subprocess.Popen(
             [sys.executable, "-m", "llavero", "serve", "--port", str(port)],
-            env=subprocess_env(tmp_path),
+            env=subprocess_env(cli_env),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )

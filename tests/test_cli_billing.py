@@ -4,7 +4,6 @@ a SQLite file of their own: tables for people, JSON for scripts, one-line errors
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +13,7 @@ from llavero.cli import app
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("LLAVERO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LLAVERO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("LLAVERO_SECRET_KEY", "cli-billing-secret-0123456789abcdef")
-    monkeypatch.setenv("LLAVERO_CHANGE_POLL_SECONDS", "0")
+def cli(cli_env: dict[str, str]) -> CliRunner:
     return CliRunner()
 
 

@@ -4,7 +4,6 @@ naming `order_by` (exit 1) for an unknown order."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -13,11 +12,7 @@ from llavero.cli import app
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("LLAVERO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LLAVERO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("LLAVERO_SECRET_KEY", "cli-order-secret-0123456789abcdef")
-    monkeypatch.setenv("LLAVERO_CHANGE_POLL_SECONDS", "0")
+def run(cli_env: dict[str, str]) -> CliRunner:
     return CliRunner()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +18,7 @@ CERT = "DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09"
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
-    monkeypatch.setenv("LLAVERO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LLAVERO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("LLAVERO_SECRET_KEY", "cli-test-secret-0123456789abcdef")
+def run(cli_env: dict[str, str]) -> Run:
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -15,11 +14,7 @@ from llavero.cli import app
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("LLAVERO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LLAVERO_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-    monkeypatch.setenv("LLAVERO_SECRET_KEY", "cli-usage-secret-0123456789abcdef")
-    monkeypatch.setenv("LLAVERO_CHANGE_POLL_SECONDS", "0")
+def run(cli_env: dict[str, str]) -> CliRunner:
     return CliRunner()
 
 
