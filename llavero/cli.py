@@ -26,6 +26,7 @@ from llavero.config import Settings
 from llavero.errors import LlaveroError
 from llavero.service import Actor, Llavero
 from llavero.service.pagination import every_item
+from llavero.service.users import actor_for
 
 
 class OneLineErrors(typer.core.TyperGroup):
@@ -391,6 +392,76 @@ def projects_list(db: Db = None, as_json: Json = False) -> None:
             as_json,
             PROJECT_COLUMNS,
         )
+
+
+members_app = typer.Typer(no_args_is_help=True, help="Project members and invitations.")
+projects_app.add_typer(members_app, name="members")
+MEMBER_COLUMNS = ("email", "role", "invited")
+Role = Annotated[str, typer.Option("--role", help="owner, editor or viewer.")]
+AsUser = Annotated[
+    str | None,
+    typer.Option("--as", help="Act as this console user, with their role (default: as admin)."),
+]
+
+
+def _acting(llavero: Llavero, as_user: str | None) -> Actor:
+    """The local operator, or a named user whose project role then decides."""
+    if as_user is None:
+        return CLI
+    address = as_user.strip().lower()
+    for user in llavero.users.list(CLI):
+        if user.email == address and not user.disabled:
+            return actor_for(user)
+    _fail("--as: no active console user with this email")
+
+
+@members_app.command("list")
+def members_list(
+    project: str, as_user: AsUser = None, db: Db = None, as_json: Json = False
+) -> None:
+    """List a project's members and pending invitations."""
+    with service(db) as llavero:
+        emit(llavero.members.list(_acting(llavero, as_user), project), as_json, MEMBER_COLUMNS)
+
+
+@members_app.command("add")
+def members_add(
+    project: str,
+    email: str,
+    role: Role = "viewer",
+    as_user: AsUser = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Add a member; an address without an account is invited until its first sign-in."""
+    with service(db) as llavero:
+        member = llavero.members.add(_acting(llavero, as_user), project, email, role)
+        emit(member, as_json, MEMBER_COLUMNS)
+
+
+@members_app.command("set")
+def members_set(
+    project: str,
+    email: str,
+    role: Role,
+    as_user: AsUser = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Change a member's role (a project keeps at least one owner)."""
+    with service(db) as llavero:
+        member = llavero.members.set_role(_acting(llavero, as_user), project, email, role)
+        emit(member, as_json, MEMBER_COLUMNS)
+
+
+@members_app.command("remove")
+def members_remove(
+    project: str, email: str, as_user: AsUser = None, db: Db = None, as_json: Json = False
+) -> None:
+    """Remove a member or an invitation (a project keeps at least one owner)."""
+    with service(db) as llavero:
+        llavero.members.remove(_acting(llavero, as_user), project, email)
+        emit({"removed": email.strip().lower()}, as_json, ("removed",))
 
 
 # --- keys ---------------------------------------------------------------------------------

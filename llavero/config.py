@@ -76,6 +76,50 @@ class Settings(BaseSettings):
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID provider whose sign-in the console offers, e.g. "
+        "https://accounts.google.com (discovery at ISSUER/.well-known/openid-configuration).",
+    )
+    oidc_client_id: str | None = Field(default=None, description="Client id at the provider.")
+    oidc_client_secret: str | None = Field(
+        default=None, description="Client secret at the provider (never logged)."
+    )
+    oidc_provider_name: str | None = Field(
+        default=None,
+        description="Name on the sign-in button (default: Google for Google's issuer, else OIDC).",
+    )
+    oidc_allowed_domains: list[str] = Field(
+        default_factory=list,
+        description="Email domains whose first sign-in creates a member account.",
+    )
+    oidc_admin_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups (in the ID token's groups claim) whose members sign in as admins.",
+    )
+    oidc_groups_claim: str = Field(default="groups", description="ID token claim with groups.")
+    oidc_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="Scopes asked for at sign-in.",
+    )
+    oidc_clock_skew_seconds: int = Field(
+        default=60, description="Leeway for the ID token's exp and iat checks."
+    )
+    password_signin: bool = Field(
+        default=True, description="Offer email and password sign-in on the console."
+    )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def oidc_name(self) -> str:
+        """What the sign-in button says after "Sign in with"."""
+        if self.oidc_provider_name:
+            return self.oidc_provider_name
+        google = (self.oidc_issuer or "").rstrip("/") == "https://accounts.google.com"
+        return "Google" if google else "OIDC"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -75,6 +75,14 @@ class User(Model):
     last_signin_time: datetime | None
 
 
+class Member(Model):
+    """A project member, or an invitation (`invited`) for an address with no account yet."""
+
+    email: str
+    role: str
+    invited: bool
+
+
 class AuditEvent(Model):
     id: int
     time: datetime

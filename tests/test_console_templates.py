@@ -119,6 +119,18 @@ SIGNED_IN: dict[str, Any] = {
 }
 
 
+def a_project() -> models.Project:
+    return models.Project(
+        id="gemini-api",
+        number=482913576692,
+        display_name="Gemini API",
+        create_time=NOW,
+        update_time=NOW,
+        billing_account=None,
+        plan="free",
+    )
+
+
 def marked(message: str) -> str:
     """A text the page itself translates before handing it to a template (chart titles)."""
     return MarkingTranslations().gettext(message)
@@ -400,7 +412,40 @@ def audit_context(**overrides: Any) -> dict[str, Any]:
 # context for the same template, for the parts the first one cannot show.
 PAGES: dict[str, dict[str, Any]] = {
     "apikey.html": keys_context(notice="key_deleted", error="create_failed"),
-    "signin.html": {"csrf_token": "csrf-abc", "error": "invalid_credentials", "email": "a@b.c"},
+    "signin.html": {
+        "csrf_token": "csrf-abc",
+        "error": "invalid_credentials",
+        "email": "a@b.c",
+        "signin": {"password": True, "provider": None},
+    },
+    "signin.html#oidc": {
+        "csrf_token": "csrf-abc",
+        "error": "oidc_domain",
+        "email": "eve@elsewhere.test",
+        "next": "/app/usage",
+        "signin": {"password": False, "provider": "Google"},
+    },
+    "members.html": {
+        **SIGNED_IN,
+        "projects": [a_project().model_dump()],
+        "selected": a_project().model_dump(),
+        "members": [
+            models.Member(email="ana@example.com", role="owner", invited=False).model_dump(),
+            models.Member(email="bob@partner.test", role="viewer", invited=True).model_dump(),
+        ],
+        "roles": ("owner", "editor", "viewer"),
+        "can_manage": True,
+        "notice": "member_invited",
+        "error": "last_owner",
+    },
+    "members.html#none": {
+        **SIGNED_IN,
+        "projects": [],
+        "selected": None,
+        "members": [],
+        "roles": ("owner", "editor", "viewer"),
+        "can_manage": False,
+    },
     "error.html": {**SIGNED_IN, "status": 404},
     "key.html": key_context(
         a_key(),

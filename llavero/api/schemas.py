@@ -68,6 +68,22 @@ class Lookup(Body):
     key_string: str = Field(max_length=1000)
 
 
+MemberRole = Literal["owner", "editor", "viewer"]
+
+
+class MemberAdd(Body):
+    email: str = Field(max_length=254)
+    role: MemberRole
+
+
+class MemberUpdate(Body):
+    role: MemberRole
+
+
+class MemberList(BaseModel):
+    members: list[models.Member]
+
+
 class ProjectList(BaseModel):
     projects: list[models.Project]
     next_page_token: str

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from llavero.console import i18n, security, templating
 from llavero.errors import PermissionDenied
+from llavero.models import User
 from llavero.service import Actor, Llavero
 from llavero.service.sessions import SignedIn
 
@@ -199,4 +200,28 @@ def set_signin_csrf_cookie(request: Request, response: Response, token: str) -> 
         samesite="strict",
         secure=secure_cookies(request),
         path="/signin",
+    )
+
+
+def start_session(request: Request, user: User, target: str) -> Response:
+    """Signed in (by password, link or provider): a new session cookie, then `target`."""
+    token, _ = service(request).sessions.create(user, client_ip(request))
+    response = RedirectResponse(target, status_code=303)
+    security.set_session_cookie(response, token, secure_cookies(request))
+    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/signin")
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class SigninMethods:
+    """What the sign-in page offers: the password form, a provider's button, or both."""
+
+    password: bool
+    provider: str | None
+
+
+def signin_methods(request: Request) -> SigninMethods:
+    settings = service(request).settings
+    return SigninMethods(
+        settings.password_signin, settings.oidc_name if settings.oidc_enabled else None
     )

@@ -20,6 +20,8 @@ from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.billing import Billing
 from llavero.service.context import Actor, Context
+from llavero.service.federation import Federation
+from llavero.service.members import Members
 from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
 from llavero.service.purger import Purger
@@ -74,6 +76,8 @@ class Llavero:
         self.sessions = Sessions(self.ctx)
         self.tokens = Tokens(self.ctx)
         self.projects = Projects(self.ctx)
+        self.members = Members(self.ctx)
+        self.federation = Federation(self.ctx)
         self.keys = ApiKeys(self.ctx)
         self.audit = Audit(self.ctx)
         self.plans = PlanCatalog(load_plans(self.settings))

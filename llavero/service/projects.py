@@ -63,8 +63,16 @@ def project_not_found(project_id: object) -> NotFound:
     return NotFound(f"{shown} does not exist", field="project")
 
 
-def load(session: Session, actor: Actor, project_id: str, *, write: bool = False) -> tables.Project:
-    """The project row, once the actor may see it (and change it, with `write`)."""
+def load(
+    session: Session,
+    actor: Actor,
+    project_id: str,
+    *,
+    write: bool = False,
+    roles: frozenset[str] | None = None,
+) -> tables.Project:
+    """The project row, once the actor may see it (and change it, with `write`; or act as one
+    of `roles`). Admins and management tokens act on every project."""
     row = session.get(tables.Project, project_id) if isinstance(project_id, str) else None
     if row is None or row.delete_time is not None:
         raise project_not_found(project_id)
@@ -77,8 +85,9 @@ def load(session: Session, actor: Actor, project_id: str, *, write: bool = False
         )
         if role is None:
             raise project_not_found(project_id)
-        if write and role not in WRITE_ROLES:
-            raise PermissionDenied(f"your role on project {project_id!r} is read-only")
+        needed = roles if roles is not None else (WRITE_ROLES if write else None)
+        if needed is not None and role not in needed:
+            raise PermissionDenied(f"your role on project {project_id!r} does not allow this")
     return row
 
 

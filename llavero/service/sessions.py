@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 
 from llavero import models
-from llavero.service import users
+from llavero.service import members, users
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -42,6 +42,9 @@ class Sessions:
         csrf = secrets.token_urlsafe(32)
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
+            row = session.get(tables.User, user.id)
+            if row is not None:
+                members.claim_invitations(session, self.ctx, row)
             session.add(
                 tables.ConsoleSession(
                     id_hash=_hash(token),

@@ -147,6 +147,20 @@ class ProjectMember(Base):
     role: Mapped[str] = mapped_column(String(16))
 
 
+class ProjectInvitation(Base):
+    """A role waiting for an address that has no account yet; it becomes a `ProjectMember` at
+    that address's first sign-in (`service.members.claim_invitations`)."""
+
+    __tablename__ = "project_invitations"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(254), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[datetime]
+
+
 class Key(Base):
     """An API key: `key_hash` verifies; after a rotation `previous_hash` does too, until
     `previous_expire_time`."""

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from llavero.console import security, web
 from llavero.errors import ResourceExhausted, Unauthenticated
-from llavero.models import User
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,7 +25,7 @@ def signin_page(request: Request, next: str | None = None) -> Response:
     cookie = request.cookies.get(security.SESSION_COOKIE)
     if web.service(request).sessions.resume(cookie):
         return RedirectResponse(web.local_path(next), status_code=303)
-    response = _signin_form(request, next=next, error="session_expired" if cookie else None)
+    response = signin_form(request, next=next, error="session_expired" if cookie else None)
     if cookie:
         security.clear_session_cookie(response, web.secure_cookies(request))
     return response
@@ -40,18 +39,20 @@ def signin(
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str | None, Form()] = None,
 ) -> Response:
+    if not web.service(request).settings.password_signin:
+        return signin_form(request, status_code=403, error="password_off", next=next)
     expected = request.cookies.get(web.SIGNIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
-        return _signin_form(request, status_code=403, error="csrf", email=email, next=next)
+        return signin_form(request, status_code=403, error="csrf", email=email, next=next)
     try:
         user = web.service(request).users.authenticate(email, password, web.client_ip(request))
     except ResourceExhausted:
-        return _signin_form(request, status_code=429, error="rate_limited", email=email, next=next)
+        return signin_form(request, status_code=429, error="rate_limited", email=email, next=next)
     except Unauthenticated:
-        return _signin_form(
+        return signin_form(
             request, status_code=401, error="invalid_credentials", email=email, next=next
         )
-    return _start_session(request, user, web.local_path(next))
+    return web.start_session(request, user, web.local_path(next))
 
 
 @router.get("/signin/link")
@@ -60,8 +61,8 @@ def signin_link(request: Request, token: str = "") -> Response:
     try:
         user = web.service(request).users.redeem_signin_link(token, web.client_ip(request))
     except Unauthenticated:
-        return _signin_form(request, status_code=401, error="invalid_link")
-    return _start_session(request, user, "/app/apikey")
+        return signin_form(request, status_code=401, error="invalid_link")
+    return web.start_session(request, user, "/app/apikey")
 
 
 @router.post("/signout")
@@ -73,15 +74,7 @@ def signout(current: web.SignedInAction) -> Response:
     return response
 
 
-def _start_session(request: Request, user: User, target: str) -> Response:
-    token, _ = web.service(request).sessions.create(user, web.client_ip(request))
-    response = RedirectResponse(target, status_code=303)
-    security.set_session_cookie(response, token, web.secure_cookies(request))
-    response.delete_cookie(web.SIGNIN_CSRF_COOKIE, path="/signin")
-    return response
-
-
-def _signin_form(
+def signin_form(
     request: Request,
     *,
     status_code: int = 200,
@@ -98,6 +91,7 @@ def _signin_form(
         headers=dict(web.NO_STORE),
         csrf_token=token,
         error=error,
+        signin=web.signin_methods(request),
         email=email,
         next=web.local_path(next) if next else None,
     )

@@ -263,7 +263,10 @@ def _render(
         page = models.Page[models.Key](items=[], next_page_token="")
         error = error or _error_code(failure)
     by_id = {project.id: project for project in projects}
-    rows = [_row(current, key, by_id) for key in page.items]
+    writable = llavero.members.writable(actor)
+    rows = [_row(current, key, by_id, writable) for key in page.items]
+    if writable is not None:  # the create dialog offers only projects the user may change
+        projects = [project for project in projects if project.id in writable]
     return current.render(
         "apikey.html",
         status_code=status_code,
@@ -274,6 +277,7 @@ def _render(
             {"id": project.id, "display_name": project.display_name, "number": project.number}
             for project in projects
         ],
+        can_create=writable is None or bool(writable),
         created=created,
         notice=notice,
         notice_key=notice_key if notice == "key_deleted" else None,
@@ -305,12 +309,16 @@ def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
 
 
 def _row(
-    current: web.Page, key: models.Key, projects: Mapping[str, models.Project]
+    current: web.Page,
+    key: models.Key,
+    projects: Mapping[str, models.Project],
+    writable: frozenset[str] | None = None,
 ) -> dict[str, Any]:
+    """A viewer's row (`writable` given and without the key's project) has no actions."""
     project = projects.get(key.project)
     plan = project.plan if project else "free"
     base = f"{PAGE_PATH}/{key.id}"
-    return {
+    row = {
         "key_id": key.id,
         "display_name": key.display_name,
         "project_id": key.project,
@@ -331,6 +339,9 @@ def _row(
         "delete_time": key.delete_time,
         "purge_time": key.purge_time,
     }
+    if writable is not None and key.project not in writable:
+        del row["delete_url"], row["action_url"]
+    return row
 
 
 RESTRICTION_KINDS: Final = {
