@@ -51,8 +51,8 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn in a daemon thread; `stop` asks it to exit and waits for it."""
 
-    def __init__(self, llavero: Llavero) -> None:
-        self.port = free_port()
+    def __init__(self, llavero: Llavero, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(llavero),

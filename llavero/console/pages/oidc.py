@@ -100,10 +100,14 @@ async def oidc_callback(request: Request) -> Response:
         )
     except (OAuthError, JoseError) as exc:
         # state, nonce, signature, issuer, audience or expiry: none of them is worth more detail
-        log.warning("OpenID sign-in refused: %s", getattr(exc, "error", type(exc).__name__))
+        log.warning("OpenID sign-in refused: %s", getattr(exc, "error", None) or type(exc).__name__)
         return _refused(request, "oidc_failed", 401)
     next_path = web.local_path(request.session.pop(NEXT, None))
-    claims = token.get("userinfo") or {}
+    try:
+        claims = await _claims(request, token)
+    except Exception as exc:  # the userinfo endpoint failed: nothing to sign in with
+        log.warning("OpenID userinfo unavailable: %s", type(exc).__name__)
+        return _refused(request, "oidc_failed", 401)
     try:
         user = await run_in_threadpool(
             web.service(request).federation.sign_in,
@@ -115,6 +119,18 @@ async def oidc_callback(request: Request) -> Response:
     except Unauthenticated:
         return _refused(request, "oidc_failed", 401)
     return web.start_session(request, user, next_path)
+
+
+async def _claims(request: Request, token: dict[str, Any]) -> dict[str, Any]:
+    """The ID token's claims, completed from the userinfo endpoint when the token lacks the
+    email (many providers put scope claims there only). Userinfo must be about the same `sub`."""
+    claims: dict[str, Any] = dict(token.get("userinfo") or {})
+    if "email" in claims:
+        return claims
+    userinfo: dict[str, Any] = dict(await _client(request).userinfo(token=token))
+    if userinfo.get("sub") != claims.get("sub"):
+        return claims
+    return userinfo | claims
 
 
 def _identity(claims: dict[str, Any], settings: Settings) -> Identity:

@@ -31,9 +31,19 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     groups: ['groups'],
   },
   findAccount: (ctx, id) => ({ accountId: id, claims: () => claimsOf(id) }),
-  ttl: { IdToken: options.id_token_ttl ?? 3600 },
+  ttl: { IdToken: 3600 },
   cookies: { keys: ['llavero-test-provider-cookie-key'] },
   features: { devInteractions: { enabled: true } },
 });
 provider.proxy = false;
+
+// `token_clock_offset` (seconds) mints tokens as if the token endpoint's clock were that far
+// off: a negative offset gives ID tokens that had already expired when they were issued.
+const offset = Number(options.token_clock_offset ?? 0) * 1000;
+const realNow = Date.now;
+provider.use(async (ctx, next) => {
+  if (!offset || ctx.path !== '/token') return next();
+  Date.now = () => realNow() + offset;
+  try { await next(); } finally { Date.now = realNow; }
+});
 provider.listen(Number(port), '127.0.0.1', () => console.log('ready'));
