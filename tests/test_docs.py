@@ -103,6 +103,8 @@ def test_configuration_names_no_setting_that_does_not_exist() -> None:
 )
 def test_configuration_states_the_default(name: str) -> None:
     default = Settings.model_fields[name].default
+    if isinstance(default, bool):  # as an environment variable is written
+        default = str(default).lower()
     rows = [line for line in read("configuration.md").splitlines() if f"`{variable(name)}`" in line]
     assert rows, f"docs/configuration.md has no table row for {variable(name)}"
     assert f"`{default}`" in rows[0], (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import Delete, Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from llavero import models
@@ -128,9 +128,11 @@ class Members:
             row = self._owned(session, actor, project_id)
             member, invitation = self._find(session, row.id, address)
             if member is not None:
-                if member.role == "owner" and role != "owner":
-                    self._keep_an_owner(session, row.id)
-                old, member.role = member.role, role
+                old = member.role
+                if old == "owner" and role != "owner":
+                    self._unless_last_owner(session, member, update(tables.ProjectMember), role)
+                else:
+                    member.role = role
             else:
                 assert invitation is not None
                 old, invitation.role = invitation.role, role
@@ -151,12 +153,10 @@ class Members:
         with self.ctx.db.transaction() as session:
             row = self._owned(session, actor, project_id)
             member, invitation = self._find(session, row.id, address)
-            if member is not None:
-                if member.role == "owner":
-                    self._keep_an_owner(session, row.id)
-                session.delete(member)
+            if member is not None and member.role == "owner":
+                self._unless_last_owner(session, member, delete(tables.ProjectMember), None)
             else:
-                session.delete(invitation)
+                session.delete(member or invitation)
             audit.record(
                 session, self.ctx, actor, "member.remove", f"project/{row.id}", email=address
             )
@@ -164,7 +164,7 @@ class Members:
     def _owned(self, session: Session, actor: Actor, project_id: str) -> tables.Project:
         """The project, once the actor may manage its members: an owner, or an admin."""
         actor.require("projects:write")
-        return projects.load(session, actor, project_id, roles=frozenset({"owner"}))
+        return projects.load(session, actor, project_id, roles=projects.OWNER)
 
     def _find(
         self, session: Session, project_id: str, address: str
@@ -181,18 +181,41 @@ class Members:
             raise NotFound("no member or invitation with this address", field="email")
         return member, invitation
 
-    def _keep_an_owner(self, session: Session, project_id: str) -> None:
-        """Called before an owner is demoted or removed; locks the owners it counts."""
-        owners = session.scalar(
-            select(func.count()).select_from(
-                select(tables.ProjectMember.user_id)
-                .where(
-                    tables.ProjectMember.project_id == project_id,
-                    tables.ProjectMember.role == "owner",
-                )
-                .with_for_update()
-                .subquery()
-            )
+    def _unless_last_owner(
+        self,
+        session: Session,
+        member: tables.ProjectMember,
+        change: Update | Delete,
+        role: str | None,
+    ) -> None:
+        """Demote (`role`) or remove an owner in one conditional statement that another owner
+        must remain for, so two owners demoting each other at once cannot both succeed. On
+        PostgreSQL the owners' rows are locked first: the second writer waits, then counts again;
+        SQLite runs the statement under its write lock."""
+        project, owner = tables.ProjectMember.project_id, tables.ProjectMember.role == "owner"
+        session.execute(
+            select(tables.ProjectMember.user_id)
+            .where(project == member.project_id, owner)
+            .with_for_update()
         )
-        if (owners or 0) <= 1:
+        others = (
+            select(func.count())
+            .select_from(tables.ProjectMember)
+            .where(
+                project == member.project_id,
+                owner,
+                tables.ProjectMember.user_id != member.user_id,
+            )
+            .scalar_subquery()
+        )
+        statement = change.where(
+            project == member.project_id,
+            tables.ProjectMember.user_id == member.user_id,
+            others > 0,
+        )
+        if isinstance(statement, Update):
+            statement = statement.values(role=role)
+        done = session.execute(statement.execution_options(synchronize_session=False))
+        if getattr(done, "rowcount", 0) != 1:
             raise FailedPrecondition("a project keeps at least one owner", field="role")
+        session.expire(member)

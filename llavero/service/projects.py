@@ -26,6 +26,8 @@ from llavero.store import tables
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
 WRITE_ROLES = frozenset({"owner", "editor"})
+"""Roles that change a project's keys and billing link; renaming, deleting and members: OWNER."""
+OWNER = frozenset({"owner"})
 LIVE_KEY_STATES = ("ACTIVE", "DISABLED")
 
 
@@ -154,7 +156,7 @@ class Projects:
         actor.require("projects:write")
         name = validation.display_name(display_name)
         with self.ctx.db.transaction() as session:
-            row = load(session, actor, project_id, write=True)
+            row = load(session, actor, project_id, roles=OWNER)
             old = row.display_name
             row.display_name = name
             row.update_time = self.ctx.clock.now()
@@ -167,7 +169,7 @@ class Projects:
         """Refused while the project has live keys: a mass revocation must be deliberate."""
         actor.require("projects:write")
         with self.ctx.db.transaction() as session:
-            row = load(session, actor, project_id, write=True)
+            row = load(session, actor, project_id, roles=OWNER)
             live = session.scalar(
                 select(tables.Key.id)
                 .where(tables.Key.project_id == row.id, tables.Key.state.in_(LIVE_KEY_STATES))
