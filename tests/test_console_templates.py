@@ -471,6 +471,7 @@ PAGES: dict[str, dict[str, Any]] = {
         failure="permission_denied",
         test_result={"allowed": True, "code": None, "lines": DRY_RUN_LINES[:1]},
     ),
+    "key.html#viewer": key_context(a_key(), read_only=True),
     "usage.html": usage_context(),
     "usage.html#project": usage_context(
         target={

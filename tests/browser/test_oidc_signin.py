@@ -287,6 +287,9 @@ def test_an_owner_invites_a_viewer_who_reads_keys_but_cannot_change_them(
     expect(page.get_by_role("button", name="Create API key")).to_have_count(0)
     expect(row.get_by_role("button", name="Delete")).to_have_count(0)
     expect(row.get_by_text("More actions")).to_have_count(0)
+    page.goto(f"{server.url}/app/keys/{key.id}?hl=en")
+    expect(page.get_by_label("Key name")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save settings")).to_have_count(0)
     members = llavero.members.list(Actor.system(), project.id)
     assert [(m.email, m.role, m.invited) for m in members] == [
         ("ana@example.com", "owner", False),

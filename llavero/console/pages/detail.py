@@ -172,7 +172,14 @@ def _render(
         test_error=test_error,
         events=[event.model_dump() for event in events],
         usage_url=f"/app/usage?key={key.id}",
+        read_only=_read_only(current, key.project),
     )
+
+
+def _read_only(current: web.Page, project_id: str) -> bool:
+    """A viewer sees the settings but cannot save them."""
+    writable = current.llavero.members.writable(current.actor)
+    return writable is not None and project_id not in writable
 
 
 def _failure(error: LlaveroError) -> str:
