@@ -316,3 +316,17 @@ def test_password_sign_in_can_be_turned_off(
     )
     assert answer.status == 403
     assert session_count(llavero) == 0
+
+
+def test_the_browser_returns_to_the_page_it_asked_for_and_never_leaves_the_site(
+    start: Callable[..., tuple[Llavero, LiveServer]], browser_page: Any
+) -> None:
+    llavero, server = start()
+    browser_page.goto(f"{server.url}/app/billing?hl=en")  # signed out: sent to sign in
+    browser_page.get_by_role("link", name="Sign in with Google").click()
+    provider_login(browser_page, "maria@example.com")
+    expect(browser_page).to_have_url(f"{server.url}/app/billing?hl=en")
+    browser_page.context.clear_cookies()
+    browser_page.goto(f"{server.url}/signin/oidc?next=//evil.example/steal")
+    provider_login(browser_page, "maria@example.com")
+    expect(browser_page).to_have_url(f"{server.url}/app/apikey")
