@@ -116,6 +116,24 @@ def provider_login(page: Any, email: str) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
+BUTTON = {"en": "Sign in with Google", "es_419": "Iniciar sesión con Google"}
+FAILED = "Signing in with your provider did not work. Try again."
+
+
+def through_provider(page: Any, server: LiveServer, email: str, hl: str = "en") -> None:
+    """From the sign-in page, through the provider's button, as `email`."""
+    page.goto(f"{server.url}/signin?hl={hl}")
+    page.get_by_role("link", name=BUTTON[hl]).click()
+    provider_login(page, email)
+
+
+def refused(page: Any, llavero: Llavero) -> None:
+    """The sign-in failed as the user sees it, and left no account and no session behind."""
+    expect(page.get_by_role("alert")).to_have_text(FAILED)
+    assert "maria@example.com" not in emails(llavero)
+    assert session_count(llavero) == 0
+
+
 def rewrite_redirect(page: Any, pattern: str, leads_to: str, rewrite: Callable[[str], str]) -> None:
     """Requests matching `pattern` are sent by the test instead, following redirects by hand
     until one leads to a URL containing `leads_to`; the browser is then sent to `rewrite` of it.
@@ -208,14 +226,8 @@ def test_a_tampered_state_is_refused(
         "/signin/oidc/callback",
         lambda url: with_query(url, state="forged-state"),
     )
-    browser_page.goto(f"{server.url}/signin?hl=en")
-    browser_page.get_by_role("link", name="Sign in with Google").click()
-    provider_login(browser_page, "maria@example.com")
-    expect(browser_page.get_by_role("alert")).to_have_text(
-        "Signing in with your provider did not work. Try again."
-    )
-    assert "maria@example.com" not in emails(llavero)
-    assert session_count(llavero) == 0
+    through_provider(browser_page, server, "maria@example.com")
+    refused(browser_page, llavero)
 
 
 def test_an_expired_id_token_is_refused(
@@ -224,14 +236,8 @@ def test_an_expired_id_token_is_refused(
     """The provider's token endpoint runs two hours behind: its ID token (valid for one hour)
     has expired when Llavero reads it."""
     llavero, server = start(token_clock_offset=-7200)
-    browser_page.goto(f"{server.url}/signin?hl=en")
-    browser_page.get_by_role("link", name="Sign in with Google").click()
-    provider_login(browser_page, "maria@example.com")
-    expect(browser_page.get_by_role("alert")).to_have_text(
-        "Signing in with your provider did not work. Try again."
-    )
-    assert "maria@example.com" not in emails(llavero)
-    assert session_count(llavero) == 0
+    through_provider(browser_page, server, "maria@example.com")
+    refused(browser_page, llavero)
 
 
 def test_a_code_for_another_audience_is_refused(
@@ -244,13 +250,8 @@ def test_a_code_for_another_audience_is_refused(
     rewrite_redirect(
         browser_page, "**/signin/oidc", "/auth?", lambda url: with_query(url, client_id=OTHER_ID)
     )
-    browser_page.goto(f"{server.url}/signin?hl=en")
-    browser_page.get_by_role("link", name="Sign in with Google").click()
-    provider_login(browser_page, "maria@example.com")
-    expect(browser_page.get_by_role("alert")).to_have_text(
-        "Signing in with your provider did not work. Try again."
-    )
-    assert "maria@example.com" not in emails(llavero)
+    through_provider(browser_page, server, "maria@example.com")
+    refused(browser_page, llavero)
 
 
 def test_an_owner_invites_a_viewer_who_reads_keys_but_cannot_change_them(
