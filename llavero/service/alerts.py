@@ -175,8 +175,8 @@ class Alerts:
         table = tables.Base.metadata.tables["alert_marks"]
         dialect = session.get_bind().dialect.name
         insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-        result = session.execute(insert.values(values).on_conflict_do_nothing())
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        statement = insert.values(values).on_conflict_do_nothing().returning(table.c.subject)
+        return session.execute(statement).first() is not None
 
 
 def _stamp(value: datetime) -> str:
