@@ -11,7 +11,17 @@ from starlette.exceptions import HTTPException
 
 from llavero.api import errors
 from llavero.console import web
-from llavero.console.pages import account, audit, auth, billing, detail, keys, usage, users
+from llavero.console.pages import (
+    account,
+    audit,
+    auth,
+    billing,
+    detail,
+    keys,
+    usage,
+    users,
+    webhooks,
+)
 from llavero.console.templating import TEMPLATE_DIR
 from llavero.service import Llavero
 
@@ -23,7 +33,7 @@ def install(app: FastAPI, llavero: Llavero) -> None:
     """`llavero` is the service the pages call; the app already holds it in `app.state`."""
     app.state.llavero = llavero
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, keys, users, audit, account, detail, usage, billing):
+    for module in (auth, keys, users, audit, account, detail, usage, billing, webhooks):
         app.include_router(module.router)
     app.add_exception_handler(web.SignInRequired, _sign_in)
     app.add_exception_handler(web.CsrfRefused, _csrf_refused)
