@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from typing import Final
 
 import httpx
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
@@ -35,6 +35,8 @@ from llavero.store import tables
 log = logging.getLogger("llavero.delivery")
 
 LEASE_MARGIN_SECONDS: Final = 30.0
+LOG_DAYS: Final = 30  # delivered and failed deliveries are kept this long (docs/webhooks.md)
+PRUNE_EVERY: Final = timedelta(hours=1)
 MAX_ROUNDS: Final = 1000
 USER_AGENT: Final = f"Llavero-Webhooks/{__version__}"
 DELIVERY_ACTOR: Final = Actor.system("delivery")
@@ -74,8 +76,9 @@ class Dispatcher:
         )
         self._lease = timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
         self._thread = Periodic(
-            "llavero-deliveries", settings.webhook_poll_seconds, self.run_once, log
+            "llavero-deliveries", settings.webhook_poll_seconds, self._tick, log
         )
+        self._next_prune: datetime | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -83,6 +86,31 @@ class Dispatcher:
     def close(self) -> None:
         self._thread.stop()
         self._client.close()
+
+    def _tick(self) -> None:
+        self.run_once()
+        now = self.ctx.clock.now()
+        if self._next_prune is None or now >= self._next_prune:
+            self.prune(now)
+            self._next_prune = now + PRUNE_EVERY
+
+    def prune(self, now: datetime) -> int:
+        """Forget deliveries done more than `LOG_DAYS` ago, then events with none left, then
+        alert marks no check can meet again; returns how many deliveries went."""
+        cutoff = now - timedelta(days=LOG_DAYS)
+        delivery, event = tables.Delivery, tables.Event
+        with self.ctx.db.transaction() as session:
+            gone = session.execute(
+                delete(delivery).where(
+                    delivery.status != events.PENDING, delivery.create_time < cutoff
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            orphan = ~select(delivery.id).where(delivery.event_id == event.id).exists()
+            session.execute(delete(event).where(event.create_time < cutoff, orphan))
+            session.execute(
+                delete(tables.AlertMark).where(tables.AlertMark.time < cutoff - timedelta(days=10))
+            )
+        return int(gone)
 
     def run_once(self) -> int:
         """Send every delivery that is due, head after head; returns how many attempts."""

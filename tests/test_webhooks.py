@@ -299,3 +299,21 @@ def test_an_endpoint_hears_only_its_project_and_types(
     assert [(i.body["type"], i.body["data"]["key_id"]) for i in hook.accepted] == [
         ("key.deleted", keys[mine])
     ]
+
+
+def test_the_log_forgets_finished_deliveries_after_thirty_days(
+    llavero: Llavero, admin: Actor, clock: FrozenClock, hook: Receiver
+) -> None:
+    webhook = subscribe(llavero, admin, hook)
+    project = llavero.projects.create(admin, "Old").id
+    llavero.keys.create(admin, project)
+    drain(llavero)
+    hook.status = 503
+    llavero.keys.create(admin, project)  # still pending after 31 days: kept
+    drain(llavero)
+    clock.advance(timedelta(days=31).total_seconds())
+    assert llavero.dispatcher.prune(clock.now()) == 1
+    log = llavero.webhooks.deliveries(admin, webhook).items
+    assert [item.status for item in log] == ["pending"]
+    with llavero.db.reading() as session:
+        assert len(session.scalars(select(tables.Event)).all()) == 1
