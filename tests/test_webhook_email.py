@@ -85,7 +85,7 @@ def test_the_owner_gets_the_expiring_key_email(
     assert key_string not in message.as_string()
 
 
-def test_without_smtp_no_email_is_queued(llavero: Llavero, clock: FrozenClock) -> None:
+def test_without_smtp_or_webhook_nothing_is_queued(llavero: Llavero, clock: FrozenClock) -> None:
     owned_key(llavero, clock)
-    assert llavero.alerts.check() == 1
+    assert llavero.alerts.check() == 0
     assert llavero.dispatcher.run_once() == 0

@@ -28,6 +28,7 @@ EXPIRED_LOOKBACK: Final = timedelta(days=7)
 THRESHOLDS: Final = (80, 100)
 QUOTAS: Final = ("rpd", "upd")
 DAY: Final = 86400
+BATCH: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,12 @@ class Alerts:
         """Tell every moment reached and not told yet; returns how many were new."""
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
-            return self._expiry(session, now) + self._quota(session, now)
+            told = 0
+            if events.wanted(session, self.ctx, events.KEY_EXPIRING, events.KEY_EXPIRED):
+                told += self._expiry(session, now)
+            if events.wanted(session, self.ctx, events.QUOTA_THRESHOLD):
+                told += self._quota(session, now)
+            return told
 
     # --- expiry ----------------------------------------------------------------------------
 
@@ -93,11 +99,12 @@ class Alerts:
         }
         told = 0
         per_project: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        limited = self._keys_with_limits(session, [item.key_id for item in counted])
         for item in counted:
             per_project[item.project_id][0] += item.requests
             per_project[item.project_id][1] += item.units
-            key = session.get(tables.Key, item.key_id)
-            if key is None or not key.limits:
+            key = limited.get(item.key_id)
+            if key is None:
                 continue
             subject = events.key_data(key)
             base = {"scope": "key", **subject, **window}
@@ -145,6 +152,14 @@ class Alerts:
                     )
                     told += 1
         return told
+
+    def _keys_with_limits(self, session: Session, key_ids: list[str]) -> dict[str, tables.Key]:
+        """The keys among `key_ids` that carry limits of their own, read in batches."""
+        found: dict[str, tables.Key] = {}
+        for start in range(0, len(key_ids), BATCH):
+            query = select(tables.Key).where(tables.Key.id.in_(key_ids[start : start + BATCH]))
+            found.update((row.id, row) for row in session.scalars(query) if row.limits)
+        return found
 
     def _counted(self, session: Session, day_start: datetime) -> list[_Counted]:
         bucket = tables.UsageBucket

@@ -112,6 +112,20 @@ def emit(
     return event.event_id
 
 
+def wanted(session: Session, ctx: Context, *event_types: str) -> bool:
+    """Whether any target would get one of these types: checks that find moments (expiry,
+    quotas) skip their work, and their marks, while nobody listens."""
+    settings = ctx.settings
+    if settings.smtp_host and any(kind in settings.smtp_events for kind in event_types):
+        return True
+    subscribed = session.scalars(
+        select(tables.Webhook.events).where(tables.Webhook.disabled.is_(False))
+    )
+    return any(
+        ALL in chosen or any(kind in chosen for kind in event_types) for chosen in subscribed
+    )
+
+
 def key_data(row: tables.Key, **extra: Any) -> dict[str, Any]:
     """What an event says about a key: ids, names, states and times; never a key string."""
     return {
