@@ -70,6 +70,9 @@ def test_disable_rotate_delete(console: TestClient, llavero: Llavero, hook: Rece
     token = csrf_of(console.get(path))
     assert console.post(path + "/disable", data={"csrf_token": token}).status_code == 303
     assert llavero.webhooks.get(Actor.system(), webhook.id).disabled
+    assert console.post(path + "/enable", data={"csrf_token": token}).status_code == 303
+    assert not llavero.webhooks.get(Actor.system(), webhook.id).disabled
+    assert console.post(path + "/explode", data={"csrf_token": token}).status_code == 404
     rotated = console.post(path + "/rotate", data={"csrf_token": token})
     secret = re.search(r'value="(whsec_[^"]+)"', rotated.text)
     assert secret is not None and secret.group(1) != first

@@ -22,6 +22,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_PATH: Final = "/app/webhooks"
 LOG_SIZE: Final = 100
 ALL_PROJECTS: Final = ""
+SWITCHES: Final = {"disable": "disabled", "enable": "enabled"}  # the post, and its notice
 
 
 @router.get(PAGE_PATH)
@@ -69,28 +70,6 @@ def send_test(current: web.SignedInAction, webhook_id: str) -> Response:
     )
 
 
-@router.post(PAGE_PATH + "/{webhook_id}/disable")
-def disable(current: web.SignedInAction, webhook_id: str) -> Response:
-    change = {"disabled": True}
-    return _act(
-        current,
-        webhook_id,
-        lambda: current.llavero.webhooks.update(current.actor, webhook_id, change),
-        "disabled",
-    )
-
-
-@router.post(PAGE_PATH + "/{webhook_id}/enable")
-def enable(current: web.SignedInAction, webhook_id: str) -> Response:
-    change = {"disabled": False}
-    return _act(
-        current,
-        webhook_id,
-        lambda: current.llavero.webhooks.update(current.actor, webhook_id, change),
-        "enabled",
-    )
-
-
 @router.post(PAGE_PATH + "/{webhook_id}/rotate")
 def rotate_secret(current: web.SignedInAction, webhook_id: str) -> Response:
     try:
@@ -107,6 +86,21 @@ def delete(current: web.SignedInAction, webhook_id: str) -> Response:
     except LlaveroError as exc:
         return _detail(current, webhook_id, error=exc.status.lower())
     return current.redirect(PAGE_PATH + "?" + urlencode({"notice": "deleted"}))
+
+
+@router.post(PAGE_PATH + "/{webhook_id}/{switch}")
+def disable_or_enable(current: web.SignedInAction, webhook_id: str, switch: str) -> Response:
+    """`disable` or `enable`; any other word names no page. Declared after the other posts
+    of a webhook, so that those match first."""
+    if switch not in SWITCHES:
+        return current.render("error.html", status_code=404, status=404)
+    change = {"disabled": switch == "disable"}
+    return _act(
+        current,
+        webhook_id,
+        lambda: current.llavero.webhooks.update(current.actor, webhook_id, change),
+        SWITCHES[switch],
+    )
 
 
 def _act(current: web.Page, webhook_id: str, call: Callable[[], Any], notice: str) -> Response:
