@@ -8,6 +8,10 @@ import platformdirs
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27 h in all).
+RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+EMAIL_EVENTS = ("key.expiring", "key.expired", "key.leaked", "quota.threshold", "webhook.disabled")
+
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("llavero", appauthor=False))
@@ -107,6 +111,35 @@ class Settings(BaseSettings):
     )
     password_signin: bool = Field(
         default=True, description="Offer email and password sign-in on the console."
+    )
+
+    webhook_poll_seconds: float = Field(
+        default=1.0, description="How often an instance sends queued events (0 = off)."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, description="Longest wait for a webhook endpoint's answer."
+    )
+    webhook_retry_seconds: list[float] = Field(
+        default_factory=lambda: list(RETRY_SCHEDULE),
+        description="Waits between delivery attempts; after the last, the endpoint is disabled.",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts webhook URLs may name (`*.example.com` too); empty allows any.",
+    )
+    alert_check_seconds: float = Field(
+        default=60.0, description="How often expiring keys and quota thresholds are checked."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for email alerts.")
+    smtp_port: int = Field(default=25, description="Port of the SMTP server.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if any.")
+    smtp_password: str | None = Field(default=None, description="SMTP password, if any.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP session to TLS.")
+    smtp_sender: str = Field(default="llavero@localhost", description="From address of alerts.")
+    smtp_language: str = Field(default="es_419", description="Language of alert emails.")
+    smtp_events: list[str] = Field(
+        default_factory=lambda: list(EMAIL_EVENTS),
+        description="Event types emailed to the owners of the project.",
     )
 
     @property

@@ -408,6 +408,49 @@ def audit_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+def webhook_context(**overrides: Any) -> dict[str, Any]:
+    hook = {
+        "id": "0b9f6c1e-2f3a-4c4e-9d55-5c1f0b8f1a7e",
+        "project": "gemini-api",
+        "url": "https://hooks.example.com/llavero",
+        "events": ["key.leaked", "quota.threshold"],
+        "description": "Alertas",
+        "disabled": True,
+        "disabled_reason": "8 failed attempts (HTTP 500)",
+    }
+    delivery = {
+        "event_id": "msg_2b8f0c5e9d6a4f7e8c1b3a2d4e6f8a0b",
+        "type": "key.leaked",
+        "target": "webhook:0b9f6c1e-2f3a-4c4e-9d55-5c1f0b8f1a7e",
+        "status": "pending",
+        "attempts": 2,
+        "last_status": 500,
+        "last_error": "HTTP 500",
+        "create_time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
+        "last_attempt_time": datetime(2025, 8, 1, 10, 5, tzinfo=UTC),
+        "next_attempt_time": datetime(2025, 8, 1, 10, 35, tzinfo=UTC),
+    }
+    context: dict[str, Any] = {
+        **SIGNED_IN,
+        "webhook": hook,
+        "webhooks": [hook, hook | {"id": "w-2", "project": None, "events": ["*"]}],
+        "deliveries": [
+            delivery,
+            delivery | {"status": "delivered", "last_status": 204, "next_attempt_time": None},
+            delivery | {"status": "failed", "last_status": None, "last_error": "ConnectError"},
+        ],
+        "projects": [{"id": "gemini-api", "display_name": "Gemini API"}],
+        "event_types": ["key.created", "key.leaked", "quota.threshold"],
+        "typed": {"url": "", "project": "", "description": "", "events": ["*"]},
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw9bXgxWq3xfo=",
+        "notice": "test_sent",
+        "error": None,
+        "field_error": "url",
+    }
+    context.update(overrides)
+    return context
+
+
 # Each page with a context that shows as much of it at once as it can; `name#case` is another
 # context for the same template, for the parts the first one cannot show.
 PAGES: dict[str, dict[str, Any]] = {
@@ -509,6 +552,10 @@ PAGES: dict[str, dict[str, Any]] = {
     "audit.html": audit_context(),
     "audit.html#empty": audit_context(events=[], next_url="", first_url=""),
     "account.html": {**SIGNED_IN, "notice": "password_set", "error": "mismatch"},
+    "webhooks.html": webhook_context(notice="deleted"),
+    "webhooks.html#empty": webhook_context(webhooks=[], error="permission_denied"),
+    "webhook.html": webhook_context(),
+    "webhook.html#quiet": webhook_context(deliveries=[], secret=None, error="failed_precondition"),
 }
 
 
@@ -517,6 +564,7 @@ PLACEHOLDER_EXAMPLES = (
     "generativelanguage.googleapis.com",
     "*.generateContent",
     "production",
+    "https://example.com/hooks/llavero",
 )
 """Example values in placeholders: identifiers, written the same in every language."""
 

@@ -21,6 +21,7 @@ from llavero.api import (
     projects,
     usage_report,
     verify,
+    webhooks,
 )
 from llavero.api import forward_auth as forward_auth_api
 from llavero.api import usage as usage_api
@@ -94,7 +95,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     app.state.llavero = llavero
     errors.install(app)
     docs.install(app)
-    for module in (projects, members, keys, verify, audit, billing, usage_report):
+    for module in (projects, members, keys, verify, audit, billing, usage_report, webhooks):
         app.include_router(module.router)
     app.include_router(forward_auth_api.router)
     app.include_router(usage_api.router)

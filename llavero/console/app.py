@@ -22,6 +22,7 @@ from llavero.console.pages import (
     oidc,
     usage,
     users,
+    webhooks,
 )
 from llavero.console.templating import TEMPLATE_DIR
 from llavero.service import Llavero
@@ -34,7 +35,7 @@ def install(app: FastAPI, llavero: Llavero) -> None:
     """`llavero` is the service the pages call; the app already holds it in `app.state`."""
     app.state.llavero = llavero
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, keys, users, audit, account, detail, usage, billing, members):
+    for module in (auth, keys, users, audit, account, detail, usage, billing, members, webhooks):
         app.include_router(module.router)
     oidc.install(app, llavero)
     app.add_exception_handler(web.SignInRequired, _sign_in)

@@ -9,13 +9,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from llavero.background import Periodic
 from llavero.cache import KeyCache
 from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
+from llavero.delivery import Dispatcher
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.plans import load_plans
+from llavero.service.alerts import Alerts
 from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.billing import Billing
@@ -30,6 +33,7 @@ from llavero.service.tokens import Tokens
 from llavero.service.usage import Usage
 from llavero.service.usage_report import UsageReports
 from llavero.service.users import Users
+from llavero.service.webhooks import Webhooks
 from llavero.store import Database
 from llavero.usage import UsageMeter
 from llavero.verify import Verifier
@@ -89,6 +93,12 @@ class Llavero:
             self.ctx, self.limiter, self.plans, self.usage_meter.record_units
         )
         self.verifier = Verifier(self.ctx, self.limiter, self.plans.plans, self.usage_meter)
+        self.webhooks = Webhooks(self.ctx)
+        self.alerts = Alerts(self.ctx, self.plans)
+        self.dispatcher = Dispatcher(self.ctx)
+        self._alert_checks = Periodic(
+            "llavero-alerts", self.settings.alert_check_seconds, self.alerts.check, log
+        )
         self._feed: ChangeFeed | None = None
         self._purger: Purger | None = None
 
@@ -100,19 +110,24 @@ class Llavero:
         self.ctx.db.upgrade()
 
     def start(self) -> None:
-        """Background work of a serving instance: the change feed from other instances, and
-        the purge of keys deleted more than 30 days ago (now, then every hour)."""
+        """Background work of a serving instance: the change feed from other instances, the
+        purge of keys deleted more than 30 days ago (now, then every hour), the usage flusher,
+        the delivery of queued events and the check for expiring keys and quota thresholds."""
         self._feed = ChangeFeed(self.ctx.db, self._apply_change, self.settings.change_poll_seconds)
         self._feed.start()
         self._purger = Purger(self.keys.purge)
         self._purger.start()
         self.usage_meter.start()
+        self.dispatcher.start()
+        self._alert_checks.start()
 
     def close(self) -> None:
         if self._feed is not None:
             self._feed.stop()
         if self._purger is not None:
             self._purger.stop()
+        self._alert_checks.stop()
+        self.dispatcher.close()
         self.usage_meter.close()
         self.limiter.close()
         self.ctx.db.dispose()

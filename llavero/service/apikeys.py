@@ -1,7 +1,8 @@
 """API keys: create (the key string is shown once), list, update, delete/undelete, rotate, look up.
 
-Every write commits its audit event and change-feed row in the same transaction, then drops
-the key from the verify cache, so the very next verify in this process sees it.
+Every write commits its audit event, change-feed row and event (`llavero.service.events`) in
+the same transaction, then drops the key from the verify cache, so the very next verify in this
+process sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from llavero import keys, limits, models, restrictions
 from llavero.changes import KEY, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, dryrun, pagination, projects, validation
+from llavero.service import audit, dryrun, events, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -30,6 +31,16 @@ UPDATABLE = frozenset(
     {"display_name", "restrictions", "annotations", "expire_time", "limits", "state", "environment"}
 )
 ALL_PROJECTS = "-"
+# The event each audited key action is told as; a purge is not an event (the key is gone).
+ACTION_EVENTS: Final[Mapping[str, str]] = {
+    "key.create": events.KEY_CREATED,
+    "key.update": events.KEY_UPDATED,
+    "key.enable": events.KEY_UPDATED,
+    "key.disable": events.KEY_DISABLED,
+    "key.delete": events.KEY_DELETED,
+    "key.undelete": events.KEY_UNDELETED,
+    "key.rotate": events.KEY_ROTATED,
+}
 
 
 def to_model(row: tables.Key) -> models.Key:
@@ -326,6 +337,9 @@ class ApiKeys:
     ) -> None:
         record_change(session, self.ctx.clock, KEY, row.id)
         audit.record(session, self.ctx, actor, action, row.id, project=row.project_id, **details)
+        event_type = ACTION_EVENTS.get(action)
+        if event_type is not None:
+            events.key_event(session, self.ctx, event_type, row, **details)
 
 
 def _restrictions(value: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from llavero import models
 from llavero.changes import PROJECT, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, pagination, projects, validation
+from llavero.service import audit, events, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.service.plans import PlanCatalog, limits_of
 from llavero.store import tables
@@ -224,6 +224,7 @@ class Billing:
             project.update_time = self.ctx.clock.now()
             info = self._info(session, project)
             self._record_move(session, actor, "project.billing_link", info, previous)
+            self._emit(session, events.BILLING_LINKED, info, previous)
         self._invalidate([project_id])
         return info
 
@@ -238,6 +239,7 @@ class Billing:
             project.update_time = self.ctx.clock.now()
             info = self._info(session, project)
             self._record_move(session, actor, "project.billing_unlink", info, previous)
+            self._emit(session, events.BILLING_UNLINKED, info, previous)
         self._invalidate([project_id])
         return info
 
@@ -280,6 +282,17 @@ class Billing:
             previous_billing_account=previous,
             plan=info.plan,
         )
+
+    def _emit(
+        self, session: Session, event_type: str, info: BillingInfo, previous: str | None
+    ) -> None:
+        data = {
+            "project": info.project,
+            "billing_account": info.billing_account,
+            "previous_billing_account": previous,
+            "plan": info.plan,
+        }
+        events.emit(session, self.ctx, event_type, data, project=info.project)
 
     def _linked_projects(self, session: Session, account_id: str) -> Sequence[str]:
         query = (

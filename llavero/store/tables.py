@@ -242,3 +242,70 @@ class Change(Base):
     time: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[str] = mapped_column(String(64))
+
+
+class Webhook(Base):
+    """An endpoint that receives signed events: one project's, or the whole deployment's
+    (`project_id` NULL, admins only). The signing secret is kept as is: signing needs it."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str | None] = mapped_column(String(30), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]]
+    description: Mapped[str] = mapped_column(String(500), default="")
+    secret: Mapped[str] = mapped_column(String(100))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+
+
+class Event(Base):
+    """The outbox: one row per event, written in the transaction of the change it tells of.
+    `event_id` is the `webhook-id` receivers deduplicate by; `body` is what is signed."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    project_id: Mapped[str | None] = mapped_column(String(30))
+    body: Mapped[dict[str, Any]]
+    create_time: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One event to one target (`webhook:<id>` or `mailto:<address>`). A target's deliveries
+    go out one at a time in id order; the head is claimed with a lease (`lease_until`)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(300))
+    webhook_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_time: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    create_time: Mapped[datetime]
+    last_attempt_time: Mapped[datetime | None]
+    delivered_time: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_deliveries_pending", "status", "target", "id"),
+        Index("ix_deliveries_webhook", "webhook_id", "id"),
+    )
+
+
+class AlertMark(Base):
+    """Moments already told (a key 7 days from expiry, a project at 80 % of `rpd` today): the
+    primary key makes each one an event once, whichever instance sees it first."""
+
+    __tablename__ = "alert_marks"
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    moment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[datetime]

@@ -4,7 +4,7 @@
 first sign-in (password, link or OIDC) turns it into a project_members row.
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0002"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
