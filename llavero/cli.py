@@ -293,9 +293,10 @@ def db_upgrade(db: Db = None) -> None:
 
 @db_app.command("purge")
 def db_purge(db: Db = None) -> None:
-    """Remove keys deleted more than 30 days ago (serve does this every hour)."""
+    """Remove keys deleted more than 30 days ago and sign-in attempts counted more than a day
+    ago (serve does this every hour)."""
     with service(db) as llavero:
-        out.print(f"purged {llavero.keys.purge()} keys")
+        out.print(f"purged {llavero.purge()} keys")
 
 
 # --- users and tokens ---------------------------------------------------------------------
