@@ -331,6 +331,36 @@ def users_list(db: Db = None, as_json: Json = False) -> None:
         emit(llavero.users.list(CLI), as_json, ("id", "email", "role", "disabled", "create_time"))
 
 
+@users_app.command("throttles")
+def users_throttles(
+    email: Annotated[str | None, typer.Option(help="Only this email.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List sign-in attempts counted in the last day, per email and client address."""
+    with service(db) as llavero:
+        emit(
+            list(llavero.users.throttles(CLI, email)),
+            as_json,
+            ("email", "ip", "failures", "last_failure_time", "retry_time"),
+        )
+
+
+@users_app.command("unthrottle")
+def users_unthrottle(
+    email: Annotated[str, typer.Argument(help="Email whose counted sign-in attempts to clear.")],
+    ip: Annotated[
+        str | None, typer.Option(help="Clear this client address only (default: every one).")
+    ] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Let a user sign in again at once: clear their sign-in throttle."""
+    with service(db) as llavero:
+        cleared = llavero.users.clear_throttle(CLI, email, ip)
+        emit({"email": email.strip().lower(), "cleared": cleared}, as_json, ("email", "cleared"))
+
+
 @tokens_app.command("create")
 def tokens_create(
     scope: Annotated[

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cache
 

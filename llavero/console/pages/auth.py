@@ -13,6 +13,7 @@ from llavero.errors import ResourceExhausted, Unauthenticated
 from llavero.models import User
 
 router = APIRouter(include_in_schema=False)
+MAX_EMAIL = 254
 
 
 @router.get("/")
@@ -89,6 +90,7 @@ def _signin_form(
     email: str = "",
     next: str | None = None,
 ) -> HTMLResponse:
+    """The form again; the email typed is echoed only if it could be one (a megabyte is not)."""
     token = web.signin_csrf_token(request)
     response = web.render(
         request,
@@ -98,7 +100,7 @@ def _signin_form(
         headers=dict(web.NO_STORE),
         csrf_token=token,
         error=error,
-        email=email,
+        email=email if len(email) <= MAX_EMAIL else "",
         next=web.local_path(next) if next else None,
     )
     web.set_signin_csrf_cookie(request, response, token)
