@@ -6,12 +6,13 @@ exists, or an UPDATE that applies only to the row as it was read (compare and se
 concurrent guesses are N counted attempts, and at most `FREE_ATTEMPTS` of them are evaluated
 before the backoff applies. The first five attempts are free; after them each attempt waits
 for `delay_after(n)` since the previous one: 1, 2, 4, 8 minutes, then 15. A success from an
-address clears that address's count only, so nobody can keep a user out from elsewhere. Rows
-a day old are purged (docs/security.md, "Account enumeration and throttling").
+address (an IPv6 /64) clears that address's count only, so nobody can keep a user out from
+elsewhere. Rows a day old are purged (docs/security.md, "Account enumeration and throttling").
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ MAX_DELAY: Final = timedelta(minutes=15)
 FORGET_AFTER: Final = timedelta(hours=24)
 MAX_CLAIM_TRIES: Final = 50
 IP_LENGTH: Final = 64
+IPV6_PREFIX: Final = 64
 
 
 class SigninThrottle(Model):
@@ -59,8 +61,17 @@ def delay_after(attempts: int) -> timedelta:
 
 
 def address_key(ip: str | None) -> str:
-    """The client address as stored: "" when unknown (the CLI, a test client)."""
-    return (ip or "")[:IP_LENGTH]
+    """The client address as counted: an IPv6 address by its /64 (one host holds a whole
+    /64, so counting single addresses would let it guess without end); "" when unknown."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return (ip or "")[:IP_LENGTH]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 def to_model(row: tables.SigninThrottle) -> SigninThrottle:

@@ -217,3 +217,16 @@ def test_an_admin_clears_a_throttle_on_the_users_page(llavero: Llavero, admin: A
         assert cleared.status_code == 303
         assert action not in browser.get("/app/users").text
     assert llavero.users.throttles(admin) == []
+
+
+def test_an_ipv6_host_is_counted_by_its_64(llavero: Llavero) -> None:
+    """One host holds a whole /64: new addresses in it do not buy new free attempts."""
+    for host in range(1, FREE_ATTEMPTS + 1):
+        failure(llavero, "ana@example.com", "guess", f"2001:db8:1:2::{host:x}")
+    with pytest.raises(ResourceExhausted):
+        llavero.users.authenticate("ana@example.com", "guess", "2001:db8:1:2:ffff::1")
+    failure(llavero, "ana@example.com", "guess", "2001:db8:1:3::1")  # another /64
+    failure(llavero, "ana@example.com", "guess", "::ffff:192.0.2.1")
+    failure(llavero, "ana@example.com", "guess", "192.0.2.1")
+    ips = {row.ip: row.failures for row in llavero.users.throttles(Actor.system())}
+    assert ips == {"2001:db8:1:2::/64": FREE_ATTEMPTS, "2001:db8:1:3::/64": 1, "192.0.2.1": 2}
