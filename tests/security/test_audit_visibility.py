@@ -108,3 +108,44 @@ def test_a_key_history_on_the_console_shows_a_member_their_own_key_only(
         own = ana.get(f"/app/keys/{world['ana_key']}")
         assert own.status_code == 200 and "key.create" in own.text
         assert ana.get(f"/app/keys/{world['beto_key']}").status_code == 404
+
+
+def test_the_upgrade_gives_existing_events_their_project(database_url: str) -> None:
+    """Events written before revision 0003 are read by the members of their project after it."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from llavero.store import Database
+
+    db = Database(database_url)
+    try:
+        command.downgrade(db.alembic_config(), "base")  # PostgreSQL's schema is shared
+        command.upgrade(db.alembic_config(), "0002")
+        rows = [
+            ("project.create", "project/old-project", "{}"),
+            ("key.create", "3c4e0f6a-key", '{"project": "old-project"}'),
+            ("user.signin", "user/ana@example.com", "{}"),
+        ]
+        with db.engine.begin() as connection:
+            for action, target, details in rows:
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_events (time, actor, action, target, details) "
+                        "VALUES (CURRENT_TIMESTAMP, 'cli', :action, :target, :details)"
+                    ),
+                    {"action": action, "target": target, "details": details},
+                )
+        command.upgrade(db.alembic_config(), "head")
+        with db.engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT action, project_id FROM audit_events ORDER BY id")
+            ).all()
+        assert [tuple(row) for row in found] == [
+            ("project.create", "old-project"),
+            ("key.create", "old-project"),
+            ("user.signin", None),
+        ]
+    finally:
+        command.downgrade(db.alembic_config(), "base")
+        command.upgrade(db.alembic_config(), "head")
+        db.dispose()
