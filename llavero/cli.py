@@ -296,9 +296,10 @@ def db_upgrade(db: Db = None) -> None:
 
 @db_app.command("purge")
 def db_purge(db: Db = None) -> None:
-    """Remove keys deleted more than 30 days ago (serve does this every hour)."""
+    """Remove keys deleted more than 30 days ago and sign-in attempts counted more than a day
+    ago (serve does this every hour)."""
     with service(db) as llavero:
-        out.print(f"purged {llavero.keys.purge()} keys")
+        out.print(f"purged {llavero.purge()} keys")
 
 
 # --- users and tokens ---------------------------------------------------------------------
@@ -331,6 +332,36 @@ def users_list(db: Db = None, as_json: Json = False) -> None:
     """List console users."""
     with service(db) as llavero:
         emit(llavero.users.list(CLI), as_json, ("id", "email", "role", "disabled", "create_time"))
+
+
+@users_app.command("throttles")
+def users_throttles(
+    email: Annotated[str | None, typer.Option(help="Only this email.")] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """List sign-in attempts counted in the last day, per email and client address."""
+    with service(db) as llavero:
+        emit(
+            list(llavero.users.throttles(CLI, email)),
+            as_json,
+            ("email", "ip", "failures", "last_failure_time", "retry_time"),
+        )
+
+
+@users_app.command("unthrottle")
+def users_unthrottle(
+    email: Annotated[str, typer.Argument(help="Email whose counted sign-in attempts to clear.")],
+    ip: Annotated[
+        str | None, typer.Option(help="Clear this client address only (default: every one).")
+    ] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Let a user sign in again at once: clear their sign-in throttle."""
+    with service(db) as llavero:
+        cleared = llavero.users.clear_throttle(CLI, email, ip)
+        emit({"email": email.strip().lower(), "cleared": cleared}, as_json, ("email", "cleared"))
 
 
 @tokens_app.command("create")

@@ -358,13 +358,21 @@ def users_context(**overrides: Any) -> dict[str, Any]:
         "create_time": datetime(2025, 8, 1, 10, 0, tzinfo=UTC),
         "last_signin_time": NOW - timedelta(minutes=3),
         "is_self": True,
+        "throttled_until": None,
     }
     context: dict[str, Any] = {
         **SIGNED_IN,
         "now": NOW,
         "users": [
             person,
-            person | {"id": 2, "email": "beto@example.com", "role": "member", "is_self": False},
+            person
+            | {
+                "id": 2,
+                "email": "beto@example.com",
+                "role": "member",
+                "is_self": False,
+                "throttled_until": NOW + timedelta(minutes=4),
+            },
             person
             | {
                 "id": 3,

@@ -72,7 +72,7 @@ def test_sign_in_gives_one_answer_for_every_failure(any_llavero: Llavero, admin:
     assert len(messages) == 1
 
 
-def test_sign_in_is_throttled_per_email_for_15_minutes(
+def test_sign_in_is_refused_after_five_failures_until_the_backoff_ends(
     any_llavero: Llavero, admin: Actor, clock: FrozenClock
 ) -> None:
     any_llavero.users.create(admin, "ana@example.com", PASSWORD)

@@ -19,6 +19,7 @@ from llavero.api import (
     keys,
     members,
     projects,
+    throttles,
     usage_report,
     verify,
     webhooks,
@@ -95,7 +96,17 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     app.state.llavero = llavero
     errors.install(app)
     docs.install(app)
-    for module in (projects, members, keys, verify, audit, billing, usage_report, webhooks):
+    for module in (
+        projects,
+        members,
+        keys,
+        verify,
+        audit,
+        billing,
+        usage_report,
+        throttles,
+        webhooks,
+    ):
         app.include_router(module.router)
     app.include_router(forward_auth_api.router)
     app.include_router(usage_api.router)

@@ -111,11 +111,12 @@ class Llavero:
 
     def start(self) -> None:
         """Background work of a serving instance: the change feed from other instances, the
-        purge of keys deleted more than 30 days ago (now, then every hour), the usage flusher,
-        the delivery of queued events and the check for expiring keys and quota thresholds."""
+        purge of keys deleted more than 30 days ago and of sign-in counts a day old (now, then
+        every hour), the usage flusher, the delivery of queued events and the check for
+        expiring keys and quota thresholds."""
         self._feed = ChangeFeed(self.ctx.db, self._apply_change, self.settings.change_poll_seconds)
         self._feed.start()
-        self._purger = Purger(self.keys.purge)
+        self._purger = Purger(self.purge)
         self._purger.start()
         self.usage_meter.start()
         self.dispatcher.start()
@@ -131,6 +132,11 @@ class Llavero:
         self.usage_meter.close()
         self.limiter.close()
         self.ctx.db.dispose()
+
+    def purge(self) -> int:
+        """What `llavero db purge` and the hourly purge drop; returns the keys purged."""
+        self.users.throttle.purge()
+        return self.keys.purge()
 
     def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
         """On an empty database: the first admin, a sign-in link and an admin token."""

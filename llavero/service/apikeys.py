@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from llavero import keys, limits, models, restrictions
 from llavero.changes import KEY, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, dryrun, events, pagination, projects, validation
+from llavero.service import access, audit, dryrun, events, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -97,7 +97,7 @@ class ApiKeys:
         }
         key_string = keys.generate(self.ctx.key_prefix)
         with self.ctx.db.transaction() as session:
-            project = projects.load(session, actor, project_id, write=True)
+            project = projects.load(session, actor, project_id, access.KEYS)
             row = tables.Key(
                 id=str(uuid.uuid4()),
                 project_id=project.id,
@@ -168,7 +168,7 @@ class ApiKeys:
             raise InvalidArgument("cannot be updated", field=unknown[0])
         values = self._validated(changes)
         with self.ctx.db.transaction() as session:
-            row = self._load(session, actor, key_id, write=True)
+            row = self._load(session, actor, key_id, access.KEYS)
             if row.state == "DELETED":
                 raise FailedPrecondition("a deleted key cannot be changed; undelete it first")
             old = {name: getattr(row, name) for name in values}
@@ -184,7 +184,7 @@ class ApiKeys:
     def delete(self, actor: Actor, key_id: str) -> models.Key:
         actor.require("keys:write")
         with self.ctx.db.transaction() as session:
-            row = self._load(session, actor, key_id, write=True)
+            row = self._load(session, actor, key_id, access.KEYS)
             if row.state == "DELETED":
                 raise FailedPrecondition("the key is already deleted", field="key")
             row.state_before_delete = row.state
@@ -199,7 +199,7 @@ class ApiKeys:
         actor.require("keys:write")
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
-            row = self._load(session, actor, key_id, write=True)
+            row = self._load(session, actor, key_id, access.KEYS)
             if row.state != "DELETED" or row.delete_time is None:
                 raise FailedPrecondition("the key is not deleted", field="key")
             if now - row.delete_time > timedelta(days=UNDELETE_DAYS):
@@ -229,7 +229,7 @@ class ApiKeys:
         key_string = keys.generate(self.ctx.key_prefix)
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
-            row = self._load(session, actor, key_id, write=True)
+            row = self._load(session, actor, key_id, access.KEYS)
             if row.state == "DELETED":
                 raise FailedPrecondition("a deleted key cannot be rotated; undelete it first")
             row.previous_hash, row.previous_last4 = row.key_hash, row.last4
@@ -308,13 +308,13 @@ class ApiKeys:
         return {name: rules[name](value) for name, value in changes.items()}
 
     def _load(
-        self, session: Session, actor: Actor, key_id: str, *, write: bool = False
+        self, session: Session, actor: Actor, key_id: str, need: str = access.READ
     ) -> tables.Key:
         row = session.get(tables.Key, key_id) if isinstance(key_id, str) else None
         if row is None:
             raise validation.not_found("key", key_id, "key")
         try:
-            projects.load(session, actor, row.project_id, write=write)
+            projects.load(session, actor, row.project_id, need)
         except NotFound:
             raise validation.not_found("key", key_id, "key") from None
         return row
@@ -325,11 +325,9 @@ class ApiKeys:
         if project_id != ALL_PROJECTS:
             project = projects.load(session, actor, project_id)
             return query.where(tables.Key.project_id == project.id)
-        live = select(tables.Project.id).where(tables.Project.delete_time.is_(None))
-        if actor.user_id is not None and not actor.is_admin:
-            live = live.join(tables.ProjectMember).where(
-                tables.ProjectMember.user_id == actor.user_id
-            )
+        live = access.visible_projects(actor)
+        if live is None:
+            live = select(tables.Project.id).where(tables.Project.delete_time.is_(None))
         return query.where(tables.Key.project_id.in_(live))
 
     def _audit(

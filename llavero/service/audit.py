@@ -1,4 +1,7 @@
-"""The audit trail: one event for every change, written in the change's own transaction."""
+"""The audit trail: one event for every change, written in the change's own transaction.
+
+Each event names the project it concerns, if any: admins read every event, anyone else only
+the events of projects they may read (docs/security.md, "Audit log visibility")."""
 
 from __future__ import annotations
 
@@ -9,15 +12,18 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.errors import InvalidArgument
-from llavero.service import pagination
+from llavero.service import access, pagination
 from llavero.service.context import Actor, Context
 from llavero.store import tables
+
+PROJECT_TARGET = "project/"
 
 
 def record(
     session: Session, ctx: Context, actor: Actor, action: str, target: str, **details: Any
 ) -> None:
-    """Callers pass ids, names and states only: never a key string."""
+    """Callers pass ids, names and states only: never a key string. The event concerns the
+    project of its `project` detail (key events) or the project it targets."""
     session.add(
         tables.AuditEvent(
             time=ctx.clock.now(),
@@ -26,8 +32,16 @@ def record(
             target=target,
             source_ip=actor.ip,
             details=details,
+            project_id=project_of(target, details),
         )
     )
+
+
+def project_of(target: str, details: dict[str, Any]) -> str | None:
+    project = details.get("project")
+    if isinstance(project, str):
+        return project
+    return target.removeprefix(PROJECT_TARGET) if target.startswith(PROJECT_TARGET) else None
 
 
 def to_model(row: tables.AuditEvent) -> models.AuditEvent:
@@ -54,7 +68,9 @@ class Audit:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> models.Page[models.AuditEvent]:
-        """Newest first. A target filter matches a key id, a project id or `project/<id>`."""
+        """Newest first; the whole log for admins. Others name a `target` (a key id or
+        `project/<id>`) and see only its events about projects they may read: none about
+        users, tokens or billing accounts."""
         if target is None:
             actor.require("admin")
         else:
@@ -63,6 +79,11 @@ class Audit:
         query = select(tables.AuditEvent).order_by(tables.AuditEvent.id.desc())
         if target is not None:
             query = query.where(tables.AuditEvent.target == target)
+        if not actor.is_admin:
+            query = query.where(tables.AuditEvent.project_id.is_not(None))
+            visible = access.visible_projects(actor)
+            if visible is not None:
+                query = query.where(tables.AuditEvent.project_id.in_(visible))
         if page.after is not None:
             query = query.where(tables.AuditEvent.id < _int(page.after[0]))
         with self.ctx.db.reading() as session:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from llavero import models
 from llavero.changes import PROJECT, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, events, pagination, projects, validation
+from llavero.service import access, audit, events, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.service.plans import PlanCatalog, limits_of
 from llavero.store import tables
@@ -210,7 +210,7 @@ class Billing:
             return self.unlink(actor, project_id)
         actor.require("admin")
         with self.ctx.db.transaction() as session:
-            project = projects.load(session, actor, project_id, write=True)
+            project = projects.load(session, actor, project_id, access.BILLING)
             account = self._load(session, account_id, lock=True)
             if not account.open:
                 raise FailedPrecondition(
@@ -231,7 +231,7 @@ class Billing:
     def unlink(self, actor: Actor, project_id: str) -> BillingInfo:
         actor.require("projects:write")
         with self.ctx.db.transaction() as session:
-            project = projects.load(session, actor, project_id, write=True)
+            project = projects.load(session, actor, project_id, access.BILLING)
             previous = project.billing_account_id
             if previous is None:
                 return self._info(session, project)

@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, projects
+from llavero.service import access, audit, projects
 from llavero.service.context import Actor, Context
 from llavero.service.users import normalize_email
 from llavero.store import tables
 
-ROLES: Final = ("owner", "editor", "viewer")
+ROLES: Final = access.PROJECT_ROLES
 """owner: members, keys and billing; editor: keys and the billing link; viewer: reads only."""
 
 
@@ -82,7 +82,7 @@ class Members:
             ids = session.scalars(
                 select(tables.ProjectMember.project_id).where(
                     tables.ProjectMember.user_id == actor.user_id,
-                    tables.ProjectMember.role.in_(projects.WRITE_ROLES),
+                    tables.ProjectMember.role.in_(access.PERMISSIONS[access.KEYS]),
                 )
             ).all()
         return frozenset(ids)
@@ -164,7 +164,7 @@ class Members:
     def _owned(self, session: Session, actor: Actor, project_id: str) -> tables.Project:
         """The project, once the actor may manage its members: an owner, or an admin."""
         actor.require("projects:write")
-        return projects.load(session, actor, project_id, roles=projects.OWNER)
+        return projects.load(session, actor, project_id, access.MANAGE)
 
     def _find(
         self, session: Session, project_id: str, address: str

@@ -16,18 +16,14 @@ from llavero.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
 )
 from llavero.plans import plan_for_billing
-from llavero.service import audit, pagination, validation
+from llavero.service import access, audit, pagination, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
-WRITE_ROLES = frozenset({"owner", "editor"})
-"""Roles that change a project's keys and billing link; renaming, deleting and members: OWNER."""
-OWNER = frozenset({"owner"})
 LIVE_KEY_STATES = ("ACTIVE", "DISABLED")
 
 
@@ -66,30 +62,12 @@ def project_not_found(project_id: object) -> NotFound:
 
 
 def load(
-    session: Session,
-    actor: Actor,
-    project_id: str,
-    *,
-    write: bool = False,
-    roles: frozenset[str] | None = None,
+    session: Session, actor: Actor, project_id: str, need: str = access.READ
 ) -> tables.Project:
-    """The project row, once the actor may see it (and change it, with `write`; or act as one
-    of `roles`). Admins and management tokens act on every project."""
+    """The project row, once the actor may `need` on it (`llavero.service.access`)."""
     row = session.get(tables.Project, project_id) if isinstance(project_id, str) else None
-    if row is None or row.delete_time is not None:
+    if row is None or row.delete_time is not None or not access.check(session, actor, row.id, need):
         raise project_not_found(project_id)
-    if actor.user_id is not None and not actor.is_admin:
-        role = session.scalar(
-            select(tables.ProjectMember.role).where(
-                tables.ProjectMember.project_id == row.id,
-                tables.ProjectMember.user_id == actor.user_id,
-            )
-        )
-        if role is None:
-            raise project_not_found(project_id)
-        needed = roles if roles is not None else (WRITE_ROLES if write else None)
-        if needed is not None and role not in needed:
-            raise PermissionDenied(f"your role on project {project_id!r} does not allow this")
     return row
 
 
@@ -140,10 +118,9 @@ class Projects:
             .where(tables.Project.delete_time.is_(None))
             .order_by(tables.Project.id)
         )
-        if actor.user_id is not None and not actor.is_admin:
-            query = query.join(tables.ProjectMember).where(
-                tables.ProjectMember.user_id == actor.user_id
-            )
+        visible = access.visible_projects(actor)
+        if visible is not None:
+            query = query.where(tables.Project.id.in_(visible))
         if page.after is not None:
             query = query.where(tables.Project.id > str(page.after[0]))
         with self.ctx.db.reading() as session:
@@ -156,7 +133,7 @@ class Projects:
         actor.require("projects:write")
         name = validation.display_name(display_name)
         with self.ctx.db.transaction() as session:
-            row = load(session, actor, project_id, roles=OWNER)
+            row = load(session, actor, project_id, access.MANAGE)
             old = row.display_name
             row.display_name = name
             row.update_time = self.ctx.clock.now()
@@ -169,7 +146,7 @@ class Projects:
         """Refused while the project has live keys: a mass revocation must be deliberate."""
         actor.require("projects:write")
         with self.ctx.db.transaction() as session:
-            row = load(session, actor, project_id, roles=OWNER)
+            row = load(session, actor, project_id, access.MANAGE)
             live = session.scalar(
                 select(tables.Key.id)
                 .where(tables.Key.project_id == row.id, tables.Key.state.in_(LIVE_KEY_STATES))

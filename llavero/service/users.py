@@ -1,15 +1,18 @@
-"""Console users: Argon2id passwords, roles, one-time sign-in links, throttled sign-in."""
+"""Console users: Argon2id passwords, roles, one-time sign-in links, throttled sign-in
+(docs/security.md, "Sign-in races" and "Account enumeration and throttling")."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llavero import models
@@ -17,18 +20,20 @@ from llavero.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
     Unauthenticated,
 )
 from llavero.service import audit
 from llavero.service.context import MEMBER_SCOPES, Actor, Context
+from llavero.service.throttle import IP_LENGTH, SigninThrottle, Throttle
 from llavero.store import tables
 
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}")
 ROLES = ("admin", "member")
 MIN_PASSWORD = 10
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
+MAX_PASSWORD = 1024
+MAX_LINK_TOKEN = 128
+WRONG_CREDENTIALS = "wrong email or password"
+BAD_LINK = "this sign-in link is invalid, used or expired"
 LINK_TTL = timedelta(hours=24)
 _passwords = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
@@ -46,8 +51,8 @@ def normalize_email(value: object) -> str:
 def check_password(value: object) -> str:
     if not isinstance(value, str) or len(value) < MIN_PASSWORD:
         raise InvalidArgument(f"must be at least {MIN_PASSWORD} characters", field="password")
-    if len(value) > 1024:
-        raise InvalidArgument("must be at most 1024 characters", field="password")
+    if len(value) > MAX_PASSWORD:
+        raise InvalidArgument(f"must be at most {MAX_PASSWORD} characters", field="password")
     return value
 
 
@@ -71,6 +76,7 @@ def actor_for(user: models.User, ip: str | None = None) -> Actor:
 class Users:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.throttle = Throttle(ctx)
 
     def count(self) -> int:
         with self.ctx.db.reading() as session:
@@ -149,33 +155,54 @@ class Users:
             return to_model(row)
 
     def authenticate(self, email: str, password: str, ip: str | None = None) -> models.User:
-        """Same answer for an unknown email and a wrong password; throttled per email."""
-        address = email.strip().lower() if isinstance(email, str) else ""
-        now = self.ctx.clock.now()
-        with self.ctx.db.transaction() as session:
-            failures = session.scalar(
-                select(func.count())
-                .select_from(tables.SigninFailure)
-                .where(
-                    tables.SigninFailure.email == address,
-                    tables.SigninFailure.time > now - FAILURE_WINDOW,
-                )
-            )
-            if (failures or 0) >= MAX_FAILURES:
-                raise ResourceExhausted("too many failed sign-ins; try again in 15 minutes")
+        """One answer, and one Argon2 verify, for an unknown email, a disabled user, a user
+        without a password and a wrong password; the attempt is counted before the verify
+        (`llavero.service.throttle`), per email and client address."""
+        address = signin_address(email)
+        if address is None:  # cannot be an account: nothing to count or store
+            _password_matches(None, password)
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        self.throttle.claim(address, ip)
+        with self.ctx.db.reading() as session:
             row = session.scalar(select(tables.User).where(tables.User.email == address))
-            if row is None or row.disabled or not _password_matches(row.password_hash, password):
-                session.add(tables.SigninFailure(email=address, ip=ip, time=now))
-                # Commit the failure, then refuse: the count must survive the refusal.
-                session.commit()
-                raise Unauthenticated("wrong email or password")
-            row.last_signin_time = now
-            session.execute(
-                delete(tables.SigninFailure).where(tables.SigninFailure.email == address)
-            )
+            stored = row.password_hash if row is not None and not row.disabled else None
+        if not _password_matches(stored, password):
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        with self.ctx.db.transaction() as session:
+            row = session.scalar(select(tables.User).where(tables.User.email == address))
+            if row is None or row.disabled:  # disabled while its password was checked
+                raise Unauthenticated(WRONG_CREDENTIALS)
+            row.last_signin_time = self.ctx.clock.now()
+            self.throttle.clear(session, address, ip)
             actor = actor_for(to_model(row), ip)
             audit.record(session, self.ctx, actor, "user.signin", f"user/{address}")
             return to_model(row)
+
+    def throttles(self, actor: Actor, email: str | None = None) -> Sequence[SigninThrottle]:
+        """Sign-in attempts counted in the last day, per email and client address."""
+        actor.require("admin")
+        return self.throttle.list(None if email is None else normalize_email(email))
+
+    def clear_throttle(self, actor: Actor, email: str, ip: str | None = None) -> int:
+        """Let `email` sign in again at once (from `ip` only, when given); how many cleared."""
+        actor.require("admin")
+        address = normalize_email(email)
+        if ip is not None and (not isinstance(ip, str) or len(ip) > IP_LENGTH):
+            raise InvalidArgument(
+                f"must be an address of at most {IP_LENGTH} characters", field="ip"
+            )
+        with self.ctx.db.transaction() as session:
+            cleared = self.throttle.clear(session, address, ip)
+            audit.record(
+                session,
+                self.ctx,
+                actor,
+                "user.throttle_clear",
+                f"user/{address}",
+                ip=ip,
+                cleared=cleared,
+            )
+        return cleared
 
     def create_signin_link(self, actor: Actor, user_id: int, ttl: timedelta = LINK_TTL) -> str:
         """A one-time secret for a sign-in URL: the first run, or an invitation."""
@@ -199,15 +226,24 @@ class Users:
         return token
 
     def redeem_signin_link(self, token: str, ip: str | None = None) -> models.User:
+        """Claimed by one conditional UPDATE: of N concurrent redemptions exactly one wins."""
+        if not isinstance(token, str) or not token or len(token) > MAX_LINK_TOKEN:
+            raise Unauthenticated(BAD_LINK)
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
-            link = session.get(tables.SigninLink, _link_hash(token)) if token else None
-            if link is None or link.used_time is not None or link.expire_time <= now:
-                raise Unauthenticated("this sign-in link is invalid, used or expired")
-            row = session.get(tables.User, link.user_id)
-            if row is None or row.disabled:
-                raise Unauthenticated("this sign-in link is invalid, used or expired")
-            link.used_time = now
+            claimed = session.execute(
+                update(tables.SigninLink)
+                .where(
+                    tables.SigninLink.token_hash == _link_hash(token),
+                    tables.SigninLink.used_time.is_(None),
+                    tables.SigninLink.expire_time > now,
+                )
+                .values(used_time=now)
+                .returning(tables.SigninLink.user_id)
+            ).scalar_one_or_none()
+            row = None if claimed is None else session.get(tables.User, claimed)
+            if row is None or row.disabled:  # raising rolls the claim back
+                raise Unauthenticated(BAD_LINK)
             row.last_signin_time = now
             user = to_model(row)
             audit.record(
@@ -216,11 +252,29 @@ class Users:
             return user
 
 
-def _password_matches(password_hash: str | None, password: str) -> bool:
-    if not password_hash or not isinstance(password, str):
-        _passwords.hash("equal-work-for-unknown-users")
-        return False
+def signin_address(email: object) -> str | None:
+    """The normalised email of a sign-in attempt, or None when it cannot be an account (not
+    an email, or longer than any stored one): such attempts store nothing."""
     try:
-        return _passwords.verify(password_hash, password)
+        return normalize_email(email)
+    except InvalidArgument:
+        return None
+
+
+@cache
+def _unknown_user_hash() -> str:
+    """A real Argon2id hash of a random password, made with the same parameters as every
+    stored one: verifying against it costs what verifying a real user's password costs."""
+    return _passwords.hash(secrets.token_urlsafe(32))
+
+
+def _password_matches(password_hash: str | None, password: object) -> bool:
+    """Exactly one Argon2 verify, whatever the inputs: the time of the answer does not tell
+    whether the account exists, is disabled or has a password."""
+    real = password_hash if password_hash and password_hash.startswith("$argon2") else None
+    candidate = password if isinstance(password, str) and len(password) <= MAX_PASSWORD else ""
+    try:
+        matches = _passwords.verify(real or _unknown_user_hash(), candidate)
     except (VerificationError, InvalidHashError):
         return False
+    return bool(matches) and real is not None and candidate == password

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import audit, events, pagination, projects, validation
+from llavero.service import access, audit, events, pagination, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -325,7 +325,7 @@ class Webhooks:
         if project is None:
             actor.require("admin")
             return None
-        return projects.load(session, actor, project, write=True).id
+        return projects.load(session, actor, project, access.MANAGE).id
 
     def _load(
         self, session: Session, actor: Actor, webhook_id: str, *, write: bool = False
@@ -338,7 +338,9 @@ class Webhooks:
                 raise validation.not_found("webhook", webhook_id, "id")
         else:
             try:
-                projects.load(session, actor, row.project_id, write=write)
+                projects.load(
+                    session, actor, row.project_id, access.MANAGE if write else access.READ
+                )
             except NotFound:
                 raise validation.not_found("webhook", webhook_id, "id") from None
         return row

@@ -87,14 +87,17 @@ class ConsoleSession(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
 
 
-class SigninFailure(Base):
-    """Failed sign-ins, shared by every instance, to throttle password guessing."""
+class SigninThrottle(Base):
+    """Sign-in attempts per (email, client address), shared by every instance: an attempt is
+    counted before its password is checked, and the count sets when the next may be
+    (docs/security.md, "Account enumeration and throttling"). Purged a day after the last."""
 
-    __tablename__ = "signin_failures"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    email: Mapped[str] = mapped_column(String(254), index=True)
-    ip: Mapped[str | None] = mapped_column(String(64))
-    time: Mapped[datetime] = mapped_column(index=True)
+    __tablename__ = "signin_throttles"
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_time: Mapped[datetime] = mapped_column(index=True)
+    retry_time: Mapped[datetime]
 
 
 class Token(Base):
@@ -231,6 +234,8 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(200), index=True)
     source_ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]]
+    # The project the event concerns (None: users, tokens, billing accounts): who may read it.
+    project_id: Mapped[str | None] = mapped_column(String(30), index=True)
 
 
 class Change(Base):

@@ -12,6 +12,7 @@ from llavero.console import security, web
 from llavero.errors import ResourceExhausted, Unauthenticated
 
 router = APIRouter(include_in_schema=False)
+MAX_EMAIL = 254
 
 
 @router.get("/")
@@ -82,6 +83,7 @@ def signin_form(
     email: str = "",
     next: str | None = None,
 ) -> HTMLResponse:
+    """The form again; the email typed is echoed only if it could be one (a megabyte is not)."""
     token = web.signin_csrf_token(request)
     response = web.render(
         request,
@@ -92,7 +94,7 @@ def signin_form(
         csrf_token=token,
         error=error,
         signin=web.signin_methods(request),
-        email=email,
+        email=email if len(email) <= MAX_EMAIL else "",
         next=web.local_path(next) if next else None,
     )
     web.set_signin_csrf_cookie(request, response, token)

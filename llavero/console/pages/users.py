@@ -1,9 +1,10 @@
 """The users page for admins: add a user (with a password, or a one-time sign-in link shown
-once), set a role, disable or enable, and issue a new sign-in link."""
+once), set a role, disable or enable, issue a new sign-in link, and clear a sign-in throttle."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -83,6 +84,18 @@ def new_signin_link(current: web.SignedInAction, user_id: int) -> Response:
     return _render(current, invited=invited)
 
 
+@router.post(PAGE_PATH + "/{user_id}/unthrottle")
+def clear_throttle(current: web.SignedInAction, user_id: int) -> Response:
+    """Every address of the user may try again at once (docs/console.md, "Users")."""
+
+    def clear() -> models.User:
+        user = current.llavero.users.get(user_id)
+        current.llavero.users.clear_throttle(current.actor, user.email)
+        return user
+
+    return _act(current, clear)
+
+
 def _invitation(current: web.Page, user: models.User) -> dict[str, str]:
     token = current.llavero.users.create_signin_link(current.actor, user.id)
     base = str(current.request.base_url).rstrip("/")
@@ -114,13 +127,21 @@ def _render(
     except PermissionDenied:
         return current.render("error.html", status_code=403, status=403)
     me = current.signed_in.user.id
-    rows: list[dict[str, Any]] = [user.model_dump() | {"is_self": user.id == me} for user in users]
+    now = current.llavero.ctx.clock.now()
+    waits: dict[str, datetime] = {}
+    for throttle in current.llavero.users.throttles(current.actor):
+        if throttle.retry_time > now:
+            waits[throttle.email] = max(throttle.retry_time, waits.get(throttle.email, now))
+    rows: list[dict[str, Any]] = [
+        user.model_dump() | {"is_self": user.id == me, "throttled_until": waits.get(user.email)}
+        for user in users
+    ]
     return current.render(
         "users.html",
         status_code=status_code,
         headers=dict(web.NO_STORE),
         users=rows,
-        now=current.llavero.ctx.clock.now(),
+        now=now,
         invited=invited,
         notice=notice,
         error=error,
