@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+    github_secret_scanning_keys: str | None = Field(
+        default=None,
+        description="Path or URL of GitHub's secret scanning public keys (JSON): "
+        "POST /v1/secret-scanning/github is refused while unset (docs/leaks.md).",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import __version__
-from llavero.api import audit, billing, docs, errors, keys, projects, usage_report, verify
+from llavero.api import (
+    audit,
+    billing,
+    docs,
+    errors,
+    keys,
+    leaks,
+    projects,
+    usage_report,
+    verify,
+)
 from llavero.api import forward_auth as forward_auth_api
 from llavero.api import usage as usage_api
 from llavero.api.fast_verify import VerifyFastPath
@@ -84,7 +94,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     app.state.llavero = llavero
     errors.install(app)
     docs.install(app)
-    for module in (projects, keys, verify, audit, billing, usage_report):
+    for module in (projects, leaks, keys, verify, audit, billing, usage_report):
         app.include_router(module.router)
     app.include_router(forward_auth_api.router)
     app.include_router(usage_api.router)

@@ -16,10 +16,12 @@ from llavero.config import Settings
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.plans import load_plans
+from llavero.secret_scanning import SignatureChecker
 from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.billing import Billing
 from llavero.service.context import Actor, Context
+from llavero.service.leaks import Leaks
 from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
 from llavero.service.purger import Purger
@@ -75,6 +77,10 @@ class Llavero:
         self.tokens = Tokens(self.ctx)
         self.projects = Projects(self.ctx)
         self.keys = ApiKeys(self.ctx)
+        self.leaks = Leaks(self.ctx, self.keys, self.tokens)
+        self.secret_scanning = SignatureChecker(
+            self.settings.github_secret_scanning_keys, clock=clock
+        )
         self.audit = Audit(self.ctx)
         self.plans = PlanCatalog(load_plans(self.settings))
         self.limiter = create_limiter(self.settings)

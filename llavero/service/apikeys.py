@@ -53,7 +53,14 @@ def to_model(row: tables.Key) -> models.Key:
         last_used_ip=row.last_used_ip,
         previous_last4=row.previous_last4,
         previous_expire_time=row.previous_expire_time,
+        leak=leak_of(row),
     )
+
+
+def leak_of(row: tables.Key) -> models.Leak | None:
+    if row.leak_time is None:
+        return None
+    return models.Leak(time=row.leak_time, url=row.leak_url, source=row.leak_source)
 
 
 class ApiKeys:

@@ -134,6 +134,7 @@ class Project(Base):
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
     delete_time: Mapped[datetime | None]
+    leak_policy: Mapped[str] = mapped_column(String(16), default="revoke", server_default="revoke")
 
 
 class ProjectMember(Base):
@@ -173,6 +174,10 @@ class Key(Base):
     delete_time: Mapped[datetime | None]
     last_used_time: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
+    # The latest report of this key's string found leaked (docs/leaks.md).
+    leak_time: Mapped[datetime | None]
+    leak_url: Mapped[str | None] = mapped_column(String(2048))
+    leak_source: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         Index("ix_keys_project_created", "project_id", "create_time", "id"),
