@@ -396,6 +396,25 @@ def projects_list(db: Db = None, as_json: Json = False) -> None:
         )
 
 
+@projects_app.command("update")
+def projects_update(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    name: Annotated[str | None, typer.Option(help="New display name.")] = None,
+    leak_policy: Annotated[
+        str | None,
+        typer.Option(help="What a reported leak does to a key: revoke, disable or notify."),
+    ] = None,
+    db: Db = None,
+    as_json: Json = False,
+) -> None:
+    """Rename a project or set its leak policy (docs/leaks.md)."""
+    if name is None and leak_policy is None:
+        raise typer.BadParameter("give --name or --leak-policy", param_hint="--leak-policy")
+    with service(db) as llavero:
+        updated = llavero.projects.update(CLI, project, display_name=name, leak_policy=leak_policy)
+        emit(updated, as_json, PROJECT_COLUMNS + ("leak_policy",))
+
+
 # --- keys ---------------------------------------------------------------------------------
 
 
@@ -489,8 +508,17 @@ def keys_show(key_id: str, db: Db = None, as_json: Json = False) -> None:
             return
         table = Table(show_header=False)
         for name, value in key.model_dump(mode="json").items():
-            table.add_row(name, _cell(value))
+            table.add_row(name, _leak_cell(value) if name == "leak" else _cell(value))
         out.print(table)
+
+
+def _leak_cell(leak: dict[str, Any] | None) -> str:
+    """A leak in words: when, where and who found it (rotate the key: docs/leaks.md)."""
+    if leak is None:
+        return ""
+    where = f" at {leak['url']}" if leak.get("url") else ""
+    source = f" (reported by {leak['source']})" if leak.get("source") else ""
+    return f"LEAKED {leak['time']}{where}{source}"
 
 
 @keys_app.command("update")
