@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -182,6 +183,14 @@ class Key(Base):
     __table_args__ = (
         Index("ix_keys_project_created", "project_id", "create_time", "id"),
         Index("ix_keys_created", "create_time", "id"),  # the key list of every project
+        # The console's list of leaked keys: only the (few) leaked rows are in this index.
+        Index(
+            "ix_keys_leaked",
+            "create_time",
+            "id",
+            sqlite_where=text("leak_time IS NOT NULL"),
+            postgresql_where=text("leak_time IS NOT NULL"),
+        ),
     )
 
 

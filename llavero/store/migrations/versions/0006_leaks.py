@@ -23,6 +23,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("leak_time", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("leak_url", sa.String(2048), nullable=True))
         batch.add_column(sa.Column("leak_source", sa.String(100), nullable=True))
+    op.create_index(
+        "ix_keys_leaked",
+        "keys",
+        ["create_time", "id"],
+        sqlite_where=sa.text("leak_time IS NOT NULL"),
+        postgresql_where=sa.text("leak_time IS NOT NULL"),
+    )
     with op.batch_alter_table("projects") as batch:
         batch.add_column(
             sa.Column("leak_policy", sa.String(16), nullable=False, server_default="revoke")
@@ -32,6 +39,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("leak_policy")
+    op.drop_index("ix_keys_leaked", table_name="keys")
     with op.batch_alter_table("keys") as batch:
         batch.drop_column("leak_source")
         batch.drop_column("leak_url")
