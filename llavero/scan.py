@@ -23,6 +23,8 @@ from llavero import keys
 from llavero.service.tokens import TOKEN_PREFIX
 
 Kind = Literal["key", "token"]
+BODY = rb"_[0-9A-Za-z]{%d}\b" % keys.BODY_LENGTH
+WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 ZERO_SHA = "0" * 40
 GITLINK_MODE = "160000"
 Progress = Callable[[int], None]
@@ -68,23 +70,36 @@ class Finding:
 
 
 class Scanner:
+    """The published pattern (`pattern`), compiled to start with a literal (the prefixes'
+    shared start): the regex engine then skips ahead by substring search, several times faster
+    than a pattern that starts with `\b` or an alternation (`python -m bench.leaks`). The
+    left word boundary is checked by hand on the few candidates."""
+
     def __init__(self, key_prefix: str = "llv") -> None:
         self._kinds: dict[str, Kind] = {key_prefix: "key", TOKEN_PREFIX: "token"}
-        prefixes = sorted(self._kinds, key=len, reverse=True)
-        alternatives = "|".join(re.escape(prefix) for prefix in prefixes)
-        self._regex = re.compile(
-            rf"\b(?:{alternatives})_[0-9A-Za-z]{{{keys.BODY_LENGTH}}}\b".encode()
-        )
+        # One pass when the prefixes share a start (`llv`, `llvtok`), else one per prefix.
+        shared = os.path.commonprefix(list(self._kinds))
+        if shared:
+            rests = "|".join(re.escape(p[len(shared) :]) for p in sorted(self._kinds, key=len))
+            sources = [f"{re.escape(shared)}(?:{rests})"]
+        else:
+            sources = [re.escape(prefix) for prefix in self._kinds]
+        self._searches = [re.compile(source.encode() + BODY) for source in sources]
 
     def scan_bytes(self, data: bytes, path: str, commit: str | None = None) -> Iterator[Finding]:
+        candidates = sorted(
+            (match.start(), match.group().decode("ascii"))
+            for regex in self._searches
+            for match in regex.finditer(data)
+            if match.start() == 0 or data[match.start() - 1] not in WORD_BYTES
+        )
         line, counted = 1, 0
-        for match in self._regex.finditer(data):
-            text = match.group().decode("ascii")
-            prefix = text[: text.index("_")]
+        for start, text in candidates:
+            prefix = text[: -keys.BODY_LENGTH - 1]
             if not keys.is_well_formed(text, prefix):
                 continue
-            line += data.count(b"\n", counted, match.start())
-            counted = match.start()
+            line += data.count(b"\n", counted, start)
+            counted = start
             yield Finding(
                 path, line, self._kinds[prefix], prefix, keys.last4(text), commit, secret=text
             )
