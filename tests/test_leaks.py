@@ -64,16 +64,31 @@ def test_the_projects_policy_decides_and_the_leak_is_always_recorded(
     assert created.key_string not in json.dumps(event.details)
 
 
-def test_a_leaked_string_in_its_grace_period_stops_now(
-    llavero: Llavero, admin: Actor, clock: FrozenClock
+def test_a_leaked_string_in_its_grace_period_stops_now_and_spares_the_new_one(
+    llavero: Llavero, admin: Actor
 ) -> None:
-    project = llavero.projects.create(admin, "Grace")
-    llavero.projects.update(admin, project.id, leak_policy="notify")
+    project = llavero.projects.create(admin, "Grace")  # policy revoke: for the current string
     created = llavero.keys.create(admin, project.id)
     rotated = llavero.keys.rotate(admin, created.key.id, 3600)
+    assert llavero.verifier.verify(VerifyRequest(created.key_string)).code == "VALID"
     assert leak(llavero, created.key_string) == "true_positive"
     assert llavero.verifier.verify(VerifyRequest(created.key_string)).code == "EXPIRED"
     assert llavero.verifier.verify(VerifyRequest(rotated.key_string)).code == "VALID"
+    assert llavero.keys.get(admin, created.key.id).state == "ACTIVE"
+
+
+def test_a_report_that_comes_again_after_the_rotation_spares_the_new_string(
+    llavero: Llavero, admin: Actor, clock: FrozenClock
+) -> None:
+    project = llavero.projects.create(admin, "Replay")
+    created = llavero.keys.create(admin, project.id)
+    leak(llavero, created.key_string)
+    clock.advance(60)
+    rotated = llavero.leaks.rotate(admin, created.key.id)
+    clock.advance(60)
+    assert leak(llavero, created.key_string) == "true_positive"  # GitHub saw it once more
+    assert llavero.verifier.verify(VerifyRequest(rotated.key_string)).code == "VALID"
+    assert llavero.keys.get(admin, created.key.id).leak is None
 
 
 def test_a_leaked_management_token_is_revoked(llavero: Llavero, admin: Actor) -> None:

@@ -83,11 +83,15 @@ class Leaks:
         now = self.ctx.clock.now()
         acted: dict[str, Verdict] = {}
         with self.ctx.db.transaction() as session:
-            for row, digest in _keys_by_hash(session, by_digest):
-                verdict = self._leak_key(session, actor, row, by_digest, by_digest[digest], now)
-                for matched in (row.key_hash, row.previous_hash):
-                    if verdict is not None and matched in by_digest:
-                        acted[matched] = verdict
+            for row, _ in _keys_by_hash(session, by_digest):
+                if not self._may_change(session, actor, row):
+                    continue  # not a project this actor may touch: as if the key did not exist
+                if row.key_hash in by_digest:
+                    match = by_digest[row.key_hash]
+                    acted[row.key_hash] = self._leak_key(session, actor, row, match, now)
+                if row.previous_hash is not None and row.previous_hash in by_digest:
+                    match = by_digest[row.previous_hash]
+                    acted[row.previous_hash] = self._leak_previous(session, actor, row, match, now)
             if actor.is_admin:
                 for token_row in _tokens_by_hash(session, by_digest):
                     acted[token_row.token_hash] = self._leak_token(
@@ -141,28 +145,23 @@ class Leaks:
             return "token"
         return None
 
-    def _leak_key(
-        self,
-        session: Session,
-        actor: Actor,
-        row: tables.Key,
-        reported: dict[str, Match],
-        match: Match,
-        now: datetime,
-    ) -> Verdict | None:
-        """Record the leak on the key and apply its project's policy: the one hook for
-        anything else a leak should set off (a `key.leaked` event)."""
+    def _may_change(self, session: Session, actor: Actor, row: tables.Key) -> bool:
         try:
-            project = projects.load(session, actor, row.project_id, write=True)
+            projects.load(session, actor, row.project_id, write=True)
         except NotFound:
-            return None  # not a project this actor may touch: as if the key did not exist
-        policy = project.leak_policy
+            return False
+        return True
+
+    def _leak_key(
+        self, session: Session, actor: Actor, row: tables.Key, match: Match, now: datetime
+    ) -> Verdict:
+        """The key's current string leaked: record where, apply the project's policy. The one
+        hook for anything else a leak should set off (a `key.leaked` event)."""
+        project = session.get(tables.Project, row.project_id)
+        policy = project.leak_policy if project is not None else "revoke"
         row.leak_time, row.update_time = now, now
         row.leak_url = (match.url or "")[:URL_LENGTH] or None
         row.leak_source = (match.source or "")[:SOURCE_LENGTH] or None
-        grace = row.previous_expire_time
-        if row.previous_hash in reported and grace is not None and grace > now:
-            row.previous_expire_time = now  # a leaked previous string ends its grace period now
         action = _apply_policy(row, policy, now)
         record_change(session, self.ctx.clock, KEY, row.id)
         audit.record(
@@ -177,16 +176,31 @@ class Leaks:
             url=row.leak_url,
             source=row.leak_source,
         )
-        return Verdict(
-            token_hash=token_hash(match.token),
-            token_type=match.type,
-            label="true_positive",
-            kind="key",
-            key_id=row.id,
+        return _key_verdict(row, match, action)
+
+    def _leak_previous(
+        self, session: Session, actor: Actor, row: tables.Key, match: Match, now: datetime
+    ) -> Verdict:
+        """The string a rotation replaced leaked: its grace period ends now. The key's current
+        string is not the leaked one, so the policy leaves it alone (a report that comes again
+        after the one-click rotation must not revoke the new string)."""
+        action = "none"
+        if row.previous_expire_time is not None and row.previous_expire_time > now:
+            row.previous_expire_time, row.update_time, action = now, now, "end_grace"
+            record_change(session, self.ctx.clock, KEY, row.id)
+        audit.record(
+            session,
+            self.ctx,
+            actor,
+            "key.leak",
+            row.id,
             project=row.project_id,
-            state=row.state,
-            action=action,
+            string="previous",
+            effect=action,
+            url=(match.url or "")[:URL_LENGTH] or None,
+            source=(match.source or "")[:SOURCE_LENGTH] or None,
         )
+        return _key_verdict(row, match, action)
 
     def _leak_token(
         self, session: Session, actor: Actor, row: tables.Token, match: Match, now: datetime
@@ -220,6 +234,19 @@ class Leaks:
         if found is not None:
             return found
         return Verdict(token_hash(match.token), match.type, "false_positive")
+
+
+def _key_verdict(row: tables.Key, match: Match, action: str) -> Verdict:
+    return Verdict(
+        token_hash=token_hash(match.token),
+        token_type=match.type,
+        label="true_positive",
+        kind="key",
+        key_id=row.id,
+        project=row.project_id,
+        state=row.state,
+        action=action,
+    )
 
 
 def _lookup(row: tables.Key) -> models.KeyLookup:
