@@ -798,9 +798,10 @@ def _scan_targets(
         found: list[Finding] = []
         for target in targets:
             if git:
-                task = progress.add_task(f"{target} (git)", total=len(git_blobs(target)))
+                blobs = git_blobs(target)
+                task = progress.add_task(f"{target} (git)", total=len(blobs))
                 step = partial(progress.advance, task)
-                found += scanner.scan_git(target, progress=step)
+                found += scanner.scan_git(target, progress=step, blobs=blobs)
             else:
                 size = total_size([target], gitignore=gitignore) if err.is_terminal else None
                 task = progress.add_task(str(target), total=size)

@@ -8,11 +8,13 @@ string in memory, to look it up, but shows only its prefix and last four charact
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Literal
@@ -25,6 +27,7 @@ from llavero.service.tokens import TOKEN_PREFIX
 Kind = Literal["key", "token"]
 BODY = rb"_[0-9A-Za-z]{%d}\b" % keys.BODY_LENGTH
 WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+MAP_FROM_BYTES = 16 * 1024 * 1024
 ZERO_SHA = "0" * 40
 GITLINK_MODE = "160000"
 Progress = Callable[[int], None]
@@ -86,7 +89,9 @@ class Scanner:
             sources = [re.escape(prefix) for prefix in self._kinds]
         self._searches = [re.compile(source.encode() + BODY) for source in sources]
 
-    def scan_bytes(self, data: bytes, path: str, commit: str | None = None) -> Iterator[Finding]:
+    def scan_bytes(
+        self, data: bytes | mmap.mmap, path: str, commit: str | None = None
+    ) -> Iterator[Finding]:
         candidates = sorted(
             (match.start(), match.group().decode("ascii"))
             for regex in self._searches
@@ -98,7 +103,7 @@ class Scanner:
             prefix = text[: -keys.BODY_LENGTH - 1]
             if not keys.is_well_formed(text, prefix):
                 continue
-            line += data.count(b"\n", counted, start)
+            line += data[counted:start].count(b"\n")
             counted = start
             yield Finding(
                 path, line, self._kinds[prefix], prefix, keys.last4(text), commit, secret=text
@@ -112,15 +117,23 @@ class Scanner:
     ) -> Iterator[Finding]:
         for path in paths:
             for file in files_under(path, gitignore=gitignore):
-                data = file.read_bytes()
-                yield from self.scan_bytes(data, str(file))
+                with contents(file) as data:
+                    yield from self.scan_bytes(data, str(file))
+                    size = len(data)
                 if progress is not None:
-                    progress(len(data))
+                    progress(size)
 
-    def scan_git(self, repo: Path, *, progress: Progress | None = None) -> Iterator[Finding]:
+    def scan_git(
+        self,
+        repo: Path,
+        *,
+        progress: Progress | None = None,
+        blobs: dict[str, tuple[str, str]] | None = None,
+    ) -> Iterator[Finding]:
         """Every blob of every commit on every ref, each read once, named by the first commit
-        and path that brought it in; a string is reported once, where it first appeared."""
-        blobs = git_blobs(repo)
+        and path that brought it in; a string is reported once, where it first appeared.
+        `blobs` is `git_blobs(repo)` when the caller has it already (to size a progress bar)."""
+        blobs = git_blobs(repo) if blobs is None else blobs
         seen: set[str] = set()
         for (commit, path), data in zip(blobs.values(), read_blobs(repo, list(blobs)), strict=True):
             for finding in self.scan_bytes(data, path, commit):
@@ -129,6 +142,18 @@ class Scanner:
                     yield finding
             if progress is not None:
                 progress(1)
+
+
+@contextmanager
+def contents(file: Path) -> Iterator[bytes | mmap.mmap]:
+    """A file's bytes; a large one mapped rather than read, so memory stays flat."""
+    with file.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < MAP_FROM_BYTES:
+            yield handle.read()
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
 
 
 def files_under(path: Path, *, gitignore: bool = True) -> Iterator[Path]:

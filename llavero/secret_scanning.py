@@ -27,6 +27,7 @@ from llavero.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("llavero.secret_scanning")
 REFRESH_SECONDS = 60.0
+FILE_REFRESH_SECONDS = 1.0
 MAX_HEADER = 512
 FETCH_TIMEOUT = 5.0
 
@@ -107,9 +108,12 @@ class SignatureChecker:
             return key
 
     def _may_reload(self) -> bool:
-        if self._loaded_at is None or not self._is_url():
-            return True  # a local file is cheap to read again
-        return self._clock.time() - self._loaded_at >= REFRESH_SECONDS
+        """Not on every unknown identifier: anyone can send one. A file is cheap to read
+        again, a URL is GitHub's to answer."""
+        if self._loaded_at is None:
+            return True
+        wait = REFRESH_SECONDS if self._is_url() else FILE_REFRESH_SECONDS
+        return self._clock.time() - self._loaded_at >= wait
 
     def _is_url(self) -> bool:
         return str(self.source).startswith(("https://", "http://"))

@@ -184,3 +184,16 @@ def llavero_for_cli(cli_env: dict[str, str]) -> Iterator[Llavero]:
     service.upgrade()
     yield service
     service.close()
+
+
+def test_a_large_file_is_mapped_and_scanned_whole(tmp_path: Path) -> None:
+    from llavero import scan
+
+    key = keys.generate("llv")
+    big = tmp_path / "big.log"
+    with big.open("wb") as handle:
+        handle.write(b"x" * 10 + b"\n")
+        handle.write(b"." * scan.MAP_FROM_BYTES)
+        handle.write(f"\nkey={key}\n".encode())
+    (finding,) = Scanner().scan_paths([big])
+    assert (finding.secret, finding.line) == (key, 3)

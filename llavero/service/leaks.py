@@ -44,6 +44,15 @@ class Match:
     url: str | None = None
     source: str | None = None
 
+    @property
+    def place(self) -> str | None:
+        """Where it was found, cut to what the database keeps."""
+        return (self.url or "")[:URL_LENGTH] or None
+
+    @property
+    def reporter(self) -> str | None:
+        return (self.source or "")[:SOURCE_LENGTH] or None
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -160,8 +169,7 @@ class Leaks:
         project = session.get(tables.Project, row.project_id)
         policy = project.leak_policy if project is not None else "revoke"
         row.leak_time, row.update_time = now, now
-        row.leak_url = (match.url or "")[:URL_LENGTH] or None
-        row.leak_source = (match.source or "")[:SOURCE_LENGTH] or None
+        row.leak_url, row.leak_source = match.place, match.reporter
         action = _apply_policy(row, policy, now)
         record_change(session, self.ctx.clock, KEY, row.id)
         audit.record(
@@ -197,8 +205,8 @@ class Leaks:
             project=row.project_id,
             string="previous",
             effect=action,
-            url=(match.url or "")[:URL_LENGTH] or None,
-            source=(match.source or "")[:SOURCE_LENGTH] or None,
+            url=match.place,
+            source=match.reporter,
         )
         return _key_verdict(row, match, action)
 
@@ -216,8 +224,8 @@ class Leaks:
             "token.leak",
             f"token/{row.id}",
             effect=action,
-            url=(match.url or "")[:URL_LENGTH] or None,
-            source=(match.source or "")[:SOURCE_LENGTH] or None,
+            url=match.place,
+            source=match.reporter,
         )
         return Verdict(
             token_hash=token_hash(match.token),

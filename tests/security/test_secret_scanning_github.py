@@ -194,3 +194,27 @@ def test_a_batch_of_1000_matches_is_answered_in_full(
     labels = [item["label"] for item in response.json()]
     assert labels == ["true_positive"] * 500 + ["false_positive"] * 500
     assert scanning.keys.count(Actor.system("test"), project.id) == 0
+
+
+def test_a_key_github_rotates_in_is_read_when_it_first_signs(
+    scanning: Llavero,
+    http: TestClient,
+    github_key: ec.EllipticCurvePrivateKey,
+    tmp_path: Path,
+    clock: FrozenClock,
+) -> None:
+    key_string = new_key(scanning)
+    body = report_body(key_string)
+    assert post(http, body, "new-key", sign(github_key, body)).status_code == 401  # unknown yet
+    rotated_in = ec.generate_private_key(ec.SECP256R1())
+    document = {
+        "public_keys": [
+            {"key_identifier": IDENTIFIER, "key": pem(github_key), "is_current": False},
+            {"key_identifier": "new-key", "key": pem(rotated_in), "is_current": True},
+        ]
+    }
+    (tmp_path / "github-keys.json").write_text(json.dumps(document))
+    clock.advance(2)
+    response = post(http, body, "new-key", sign(rotated_in, body))
+    assert response.status_code == 200 and response.json()[0]["label"] == "true_positive"
+    assert scanning.verifier.verify(VerifyRequest(key_string)).code == "DELETED"
