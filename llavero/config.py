@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         description="Event types emailed to the owners of the project.",
     )
 
+    github_secret_scanning_keys: str | None = Field(
+        default=None,
+        description="Path or URL of GitHub's secret scanning public keys (JSON): "
+        "POST /v1/secret-scanning/github is refused while unset (docs/leaks.md).",
+    )
+
     @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_client_id)

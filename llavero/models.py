@@ -21,6 +21,15 @@ class Project(Model):
     update_time: datetime
     billing_account: str | None
     plan: str
+    leak_policy: str = "revoke"
+
+
+class Leak(Model):
+    """Where and when a key's string was reported leaked, and by which scanner."""
+
+    time: datetime
+    url: str | None
+    source: str | None
 
 
 class Key(Model):
@@ -42,6 +51,7 @@ class Key(Model):
     last_used_ip: str | None
     previous_last4: str | None
     previous_expire_time: datetime | None
+    leak: Leak | None = None
 
 
 class CreatedKey(Model):

@@ -73,9 +73,19 @@ def key_row(**overrides: Any) -> dict[str, Any]:
         "state": "ACTIVE",
         "restrictions": [],
         "last_used_time": None,
+        "leak": None,
     }
     row.update(overrides)
     return row
+
+
+LEAK: dict[str, Any] = {
+    "time": datetime(2025, 8, 2, 9, 0, tzinfo=UTC),
+    "url": "https://github.com/octo/demo/blob/abc/.env#L1",
+    "link": True,
+    "source": "github",
+}
+"""A key's reported leak as the console shows it (llavero.console.pages.keys.leak_context)."""
 
 
 def keys_context(**overrides: Any) -> dict[str, Any]:
@@ -94,7 +104,17 @@ def keys_context(**overrides: Any) -> dict[str, Any]:
                 state="DISABLED",
                 restrictions=["ips", "api_targets"],
                 last_used_time=NOW - timedelta(minutes=3),
+                action_url="/app/apikey/k-2",
+                leak=LEAK,
             ),
+        ],
+        "leaked": [
+            key_row(
+                key_id="k-3",
+                state="DELETED",
+                action_url="/app/apikey/k-3",
+                leak={**LEAK, "url": "pastebin: paste 42", "link": False, "source": None},
+            )
         ],
         "projects": [{"id": "gemini-api", "display_name": "Gemini API", "number": 482913576692}],
         "created": {"key_string": "llv_created0key0string", "project_name": "Gemini API"},
@@ -169,6 +189,7 @@ def key_context(key: models.Key, **overrides: Any) -> dict[str, Any]:
         **SIGNED_IN,
         "now": NOW,
         "key": key.model_dump(),
+        "leak": LEAK,
         "project": {
             "id": key.project,
             "display_name": "Gemini API",
@@ -297,6 +318,7 @@ def billing_project(**overrides: Any) -> dict[str, Any]:
         "billing_account": "acct-1",
         "billing_account_name": "Acme",
         "usage_url": "/app/usage?project=gemini-api",
+        "leak_policy": "revoke",
     }
     project.update(overrides)
     return project
@@ -319,8 +341,10 @@ def billing_context(**overrides: Any) -> dict[str, Any]:
                 billing_account=None,
                 billing_account_name="",
                 usage_url="/app/usage?project=backend",
+                leak_policy="notify",
             ),
         ],
+        "leak_policies": ["revoke", "disable", "notify"],
         "selected": "gemini-api",
         "accounts": [
             {
@@ -739,7 +763,8 @@ def test_every_form_that_posts_carries_the_csrf_token() -> None:
     page = Page(templating.render("en", "apikey.html", **keys_context()))
     forms = [attrs for tag, attrs in page.tags if tag == "form" and attrs.get("method") == "post"]
     tokens = page.find("input", type="hidden", name="csrf_token", value="csrf-abc")
-    assert len(forms) == 4  # sign out, two deletes, create
+    # sign out, two deletes, create, the row actions of k-2 (3), the rotations of two leaks
+    assert len(forms) == 9
     assert len(tokens) == len(forms)
     assert page.find("form", action="/signout", method="post")
 

@@ -17,6 +17,7 @@ from llavero.api import (
     docs,
     errors,
     keys,
+    leaks,
     members,
     projects,
     throttles,
@@ -98,6 +99,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     docs.install(app)
     for module in (
         projects,
+        leaks,
         members,
         keys,
         verify,

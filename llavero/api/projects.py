@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from llavero import models
 from llavero.api.auth import Caller, Service
 from llavero.api.schemas import ProjectCreate, ProjectList, ProjectUpdate
+from llavero.errors import InvalidArgument
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 PageSize = Annotated[int | None, Query(ge=0, le=1000)]
@@ -34,10 +35,15 @@ def get_project(project: str, actor: Caller, llavero: Service) -> models.Project
 
 
 @router.patch("/{project}")
-def rename_project(
+def update_project(
     project: str, body: ProjectUpdate, actor: Caller, llavero: Service
 ) -> models.Project:
-    return llavero.projects.rename(actor, project, body.display_name)
+    """Rename (`display_name`) and/or set `leak_policy`: `revoke`, `disable` or `notify`."""
+    if body.display_name is None and body.leak_policy is None:
+        raise InvalidArgument("give display_name or leak_policy", field="body")
+    return llavero.projects.update(
+        actor, project, display_name=body.display_name, leak_policy=body.leak_policy
+    )
 
 
 @router.delete("/{project}", status_code=204)

@@ -23,7 +23,10 @@ class ProjectCreate(Body):
 
 
 class ProjectUpdate(Body):
-    display_name: str = Field(min_length=1, max_length=100)
+    """Only the fields present change."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+    leak_policy: Literal["revoke", "disable", "notify"] | None = None
 
 
 class KeyCreate(Body):
@@ -82,6 +85,15 @@ class MemberUpdate(Body):
 
 class MemberList(BaseModel):
     members: list[models.Member]
+
+
+class LeakReport(Body):
+    """`POST /v1/keys:reportLeaked`: a key string (or management token) found where it should
+    not be, from an admin or a scanner such as gitleaks or trufflehog."""
+
+    key_string: str = Field(max_length=1000)
+    url: str | None = Field(default=None, max_length=2048)
+    source: str | None = Field(default=None, max_length=100)
 
 
 class ProjectList(BaseModel):

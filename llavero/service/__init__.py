@@ -18,12 +18,14 @@ from llavero.delivery import Dispatcher
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.plans import load_plans
+from llavero.secret_scanning import SignatureChecker
 from llavero.service.alerts import Alerts
 from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.billing import Billing
 from llavero.service.context import Actor, Context
 from llavero.service.federation import Federation
+from llavero.service.leaks import Leaks
 from llavero.service.members import Members
 from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
@@ -83,6 +85,10 @@ class Llavero:
         self.members = Members(self.ctx)
         self.federation = Federation(self.ctx)
         self.keys = ApiKeys(self.ctx)
+        self.leaks = Leaks(self.ctx, self.keys, self.tokens)
+        self.secret_scanning = SignatureChecker(
+            self.settings.github_secret_scanning_keys, clock=clock
+        )
         self.audit = Audit(self.ctx)
         self.plans = PlanCatalog(load_plans(self.settings))
         self.limiter = create_limiter(self.settings)

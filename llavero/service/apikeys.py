@@ -64,7 +64,14 @@ def to_model(row: tables.Key) -> models.Key:
         last_used_ip=row.last_used_ip,
         previous_last4=row.previous_last4,
         previous_expire_time=row.previous_expire_time,
+        leak=leak_of(row),
     )
+
+
+def leak_of(row: tables.Key) -> models.Leak | None:
+    if row.leak_time is None:
+        return None
+    return models.Leak(time=row.leak_time, url=row.leak_url, source=row.leak_source)
 
 
 class ApiKeys:
@@ -457,7 +464,14 @@ def _order(order_by: str | None) -> _Order:
     return order
 
 
-FILTER_FIELDS = ("display_name", "name", "state", "environment", "expiring_within_days")
+FILTER_FIELDS = (
+    "display_name",
+    "name",
+    "state",
+    "environment",
+    "expiring_within_days",
+    "leaked",
+)
 
 
 def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select[Any]:
@@ -481,6 +495,11 @@ def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select
             horizon = now + timedelta(days=int(value))
             query = query.where(tables.Key.expire_time.is_not(None))
             query = query.where(tables.Key.expire_time <= horizon)
+        elif field == "leaked":
+            if value not in ("true", "false"):
+                raise InvalidArgument("leaked must be true or false", field="filter")
+            leak = tables.Key.leak_time
+            query = query.where(leak.is_not(None) if value == "true" else leak.is_(None))
         else:
             raise InvalidArgument(
                 f"unknown field {field!r}; use one of {', '.join(FILTER_FIELDS)}", field="filter"

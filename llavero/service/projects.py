@@ -25,6 +25,8 @@ from llavero.store import tables
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
 LIVE_KEY_STATES = ("ACTIVE", "DISABLED")
+LEAK_POLICIES = ("revoke", "disable", "notify")
+"""What a project does with a key reported leaked (docs/leaks.md); the first is the default."""
 
 
 def slugify(name: str) -> str:
@@ -51,6 +53,7 @@ def to_model(session: Session, ctx: Context, row: tables.Project) -> models.Proj
         update_time=row.update_time,
         billing_account=row.billing_account_id,
         plan=plan_of(session, ctx, row),
+        leak_policy=row.leak_policy,
     )
 
 
@@ -130,16 +133,39 @@ class Projects:
         return models.Page[models.Project](items=items, next_page_token=token)
 
     def rename(self, actor: Actor, project_id: str, display_name: str) -> models.Project:
+        return self.update(actor, project_id, display_name=display_name)
+
+    def update(
+        self,
+        actor: Actor,
+        project_id: str,
+        *,
+        display_name: str | None = None,
+        leak_policy: str | None = None,
+    ) -> models.Project:
+        """Rename and/or set the leak policy, in one transaction: both or neither."""
         actor.require("projects:write")
-        name = validation.display_name(display_name)
+        name = None if display_name is None else validation.display_name(display_name)
+        if leak_policy is not None and leak_policy not in LEAK_POLICIES:
+            raise InvalidArgument(f"must be one of {', '.join(LEAK_POLICIES)}", field="leak_policy")
         with self.ctx.db.transaction() as session:
             row = load(session, actor, project_id, access.MANAGE)
-            old = row.display_name
-            row.display_name = name
+            target = f"project/{row.id}"
+            if name is not None:
+                old, row.display_name = row.display_name, name
+                audit.record(session, self.ctx, actor, "project.rename", target, old=old, new=name)
+            if leak_policy is not None:
+                old, row.leak_policy = row.leak_policy, leak_policy
+                audit.record(
+                    session,
+                    self.ctx,
+                    actor,
+                    "project.leak_policy",
+                    target,
+                    old=old,
+                    new=leak_policy,
+                )
             row.update_time = self.ctx.clock.now()
-            audit.record(
-                session, self.ctx, actor, "project.rename", f"project/{row.id}", old=old, new=name
-            )
             return to_model(session, self.ctx, row)
 
     def delete(self, actor: Actor, project_id: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -137,6 +138,7 @@ class Project(Base):
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
     delete_time: Mapped[datetime | None]
+    leak_policy: Mapped[str] = mapped_column(String(16), default="revoke", server_default="revoke")
 
 
 class ProjectMember(Base):
@@ -190,10 +192,22 @@ class Key(Base):
     delete_time: Mapped[datetime | None]
     last_used_time: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
+    # The latest report of this key's string found leaked (docs/leaks.md).
+    leak_time: Mapped[datetime | None]
+    leak_url: Mapped[str | None] = mapped_column(String(2048))
+    leak_source: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         Index("ix_keys_project_created", "project_id", "create_time", "id"),
         Index("ix_keys_created", "create_time", "id"),  # the key list of every project
+        # The console's list of leaked keys: only the (few) leaked rows are in this index.
+        Index(
+            "ix_keys_leaked",
+            "create_time",
+            "id",
+            sqlite_where=text("leak_time IS NOT NULL"),
+            postgresql_where=text("leak_time IS NOT NULL"),
+        ),
     )
 
 

@@ -46,9 +46,10 @@ def rows_of(page: Any) -> list[list[str]]:
 
 
 def project_row(page: Any, project: models.Project) -> list[str]:
-    """The project's row of the projects table, without its actions cell."""
+    """The project's row of the projects table, without its actions cell (the leak policy
+    table below names the project too, in a row of two cells)."""
     name = f"{project.display_name} …{str(project.number)[-4:]}"
-    found = [row[:7] for row in rows_of(page) if row and row[0] == name]
+    found = [row[:7] for row in rows_of(page) if len(row) > 2 and row[0] == name]
     assert len(found) == 1, rows_of(page)
     return found[0]
 
@@ -301,3 +302,18 @@ def test_the_chosen_project_stays_chosen_after_creating_an_account(
     )
     page = console.get(answer.headers["location"])
     assert f'<option value="{project.id}" selected>' in page.text
+
+
+def test_the_leak_policy_is_set_per_project(
+    console: TestClient, llavero: Llavero, admin: Actor, project: models.Project
+) -> None:
+    page = console.get("/app/billing?hl=es_419")
+    assert "Claves filtradas" in page.text and "Revocarla (recomendado)" in page.text
+    assert "Leaked keys" in console.get("/app/billing?hl=en").text
+    saved = post(console, f"/app/billing/projects/{project.id}/leak-policy", leak_policy="notify")
+    assert saved.status_code == 303
+    assert "Saved: keys of this project" in console.get(saved.headers["location"]).text
+    assert llavero.projects.get(admin, project.id).leak_policy == "notify"
+    refused = post(console, f"/app/billing/projects/{project.id}/leak-policy", leak_policy="boom")
+    assert "not valid" in console.get(refused.headers["location"]).text
+    assert llavero.projects.get(admin, project.id).leak_policy == "notify"

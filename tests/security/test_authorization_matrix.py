@@ -32,7 +32,7 @@ EDITOR_UP = frozenset({"owner", "editor"})
 OWNER_ONLY = frozenset({"owner"})
 TOKEN_SCOPES = ("keys:read", "keys:write", "keys:verify", "projects:write", "admin")
 MEMBER_CAN = frozenset({"keys:read", "keys:write", "projects:write"})  # a member user's scopes
-API_KEY = "api key"  # the operation takes an API key, not management credentials
+API_KEY = "api key"  # the operation takes an API key or a signature, not management credentials
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/webhooks/{webhook}:test"): Rule("projects:write", OWNER_ONLY),
     ("POST", "/v1/webhooks/{webhook}:rotateSecret"): Rule("projects:write", OWNER_ONLY),
     ("GET", "/v1/webhooks/{webhook}/deliveries"): Rule("keys:read", VIEWER_UP),
+    ("POST", "/v1/keys:reportLeaked"): Rule(  # a member's report of another project's key
+        "keys:write",
+        body=lambda w: {"key_string": w.key_string},  # changes nothing: still 200
+    ),
+    ("POST", "/v1/secret-scanning/github"): Rule(API_KEY),  # only GitHub's signature admits
     ("GET", "/v1/audit"): Rule("admin"),
     ("GET", "/v1/signinThrottles"): Rule("admin"),
     ("POST", "/v1/signinThrottles:clear"): Rule("admin", body=lambda w: {"email": "a@b.org"}),

@@ -20,10 +20,11 @@ from fastapi.responses import HTMLResponse, Response
 from llavero import models
 from llavero.console import web
 from llavero.console.plans import plan_display_name
-from llavero.errors import InvalidArgument, LlaveroError
+from llavero.errors import InvalidArgument, LlaveroError, PermissionDenied
 from llavero.plans import FREE_PLAN, LIMIT_NAMES
 from llavero.service.billing import DEFAULT_CURRENCY, BillingAccount
 from llavero.service.pagination import every_item
+from llavero.service.projects import LEAK_POLICIES
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,7 +37,16 @@ ERROR_CODES: Final = {
     "FAILED_PRECONDITION": "account_closed",
     "INVALID_ARGUMENT": "invalid_argument",
 }
-NOTICES: Final = ("account_created", "account_closed", "account_reopened", "linked", "unlinked")
+NOTICES: Final = (
+    "account_created",
+    "account_closed",
+    "account_reopened",
+    "linked",
+    "unlinked",
+    "leak_policy_saved",
+)
+PROJECT_DENIED: Final = "project_denied"
+"""A project setting refused for the user's role (not an admins-only billing matter)."""
 
 
 @router.get(PAGE_PATH)
@@ -47,7 +57,7 @@ def billing_page(current: web.SignedInPage) -> HTMLResponse:
         current,
         selected=params.get("project", ""),
         notice=notice if notice in NOTICES else None,
-        error=error if error in ERROR_CODES.values() else None,
+        error=error if error in (*ERROR_CODES.values(), PROJECT_DENIED) else None,
     )
 
 
@@ -112,6 +122,20 @@ def unlink_project(current: web.SignedInAction, project_id: str) -> Response:
     )
 
 
+@router.post(PAGE_PATH + "/projects/{project_id}/leak-policy")
+def set_leak_policy(
+    current: web.SignedInAction, project_id: str, leak_policy: Annotated[str, Form()] = ""
+) -> Response:
+    """What a key of this project found leaked undergoes: revoke, disable or notify only."""
+    try:
+        current.llavero.projects.update(current.actor, project_id, leak_policy=leak_policy)
+    except PermissionDenied:
+        return _back(current, error=PROJECT_DENIED, project=project_id)
+    except LlaveroError as error:
+        return _back(current, error=_error_code(error), project=project_id)
+    return _back(current, notice="leak_policy_saved", project=project_id)
+
+
 def _act(current: web.Page, call: Callable[[], Any], notice: str, project: str = "") -> Response:
     try:
         call()
@@ -174,6 +198,7 @@ def _render(
         notice=notice,
         notice_project=notice_row if notice in ("linked", "unlinked") else None,
         error=error,
+        leak_policies=LEAK_POLICIES,
     )
 
 
@@ -197,6 +222,7 @@ def _project_row(
         "billing_account": project.billing_account,
         "billing_account_name": account_names.get(project.billing_account or "", ""),
         "usage_url": "/app/usage?" + urlencode({"project": project.id}),
+        "leak_policy": project.leak_policy,
     }
 
 

@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 
 from llavero import models, restrictions
 from llavero.console import web
+from llavero.console.pages.keys import leak_context
 from llavero.console.plans import plan_display_name
 from llavero.errors import InvalidArgument, LlaveroError, NotFound, PermissionDenied
 from llavero.plans import LIMIT_NAMES
@@ -155,6 +156,7 @@ def _render(
         headers=dict(web.NO_STORE),
         now=llavero.ctx.clock.now(),
         key=key.model_dump(),
+        leak=leak_context(key),
         project={
             "id": project.id,
             "display_name": project.display_name,

@@ -32,6 +32,8 @@ PAGE_SIZE: Final = 50
 PAGE_PATH: Final = "/app/apikey"
 NEW_PROJECT_NAME: Final = "Gemini API"
 GRACE_PERIODS: Final = (0, 3600, 86400, 604800)
+LEAKED_SHOWN: Final = 20
+"""Revoked leaked keys listed above the table, which hides deleted keys."""
 """Rotation grace periods offered: now, 1 hour, 24 hours, 7 days (in seconds)."""
 ORDERS: Final = {
     "newest": "create_time desc",
@@ -222,6 +224,32 @@ def rotate_key(
     return _render(current, listing, created=shown, notice="key_rotated")
 
 
+@router.post(PAGE_PATH + "/{key_id}/rotate-leaked")
+def rotate_leaked_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
+    """The leak warning's one click: a new string now, the leaked one stops at once."""
+    listing = Listing.from_url(back)
+    try:
+        rotated = current.llavero.leaks.rotate(current.actor, key_id)
+        project = current.llavero.projects.get(current.actor, rotated.key.project)
+    except LlaveroError as error:
+        return current.redirect(listing.here(error=_error_code(error)))
+    shown = {"key_string": rotated.key_string, "project_name": project.display_name}
+    return _render(current, listing, created=shown, notice="leak_rotated")
+
+
+def leak_context(key: models.Key) -> dict[str, Any] | None:
+    """A key's leak as the warning shows it; the place is a link only when it is https."""
+    if key.leak is None:
+        return None
+    url = key.leak.url
+    return {
+        "time": key.leak.time,
+        "url": url,
+        "link": bool(url and url.startswith("https://")),
+        "source": key.leak.source,
+    }
+
+
 def _act(current: web.Page, call: Callable[[], models.Key], notice: str, back: str) -> Response:
     """Runs one service call and returns to the view the form came from, with the outcome (a
     notice or an error) in the URL."""
@@ -265,6 +293,8 @@ def _render(
     by_id = {project.id: project for project in projects}
     writable = llavero.members.writable(actor)
     rows = [_row(current, key, by_id, writable) for key in page.items]
+    hidden = [] if listing.show_deleted else _leaked(current)
+    leaked = [_row(current, key, by_id, writable) for key in hidden if key.state == "DELETED"]
     if writable is not None:  # the create dialog offers only projects the user may change
         projects = [project for project in projects if project.id in writable]
     return current.render(
@@ -284,7 +314,19 @@ def _render(
         error=error,
         listing=_listing_context(listing, page.next_page_token),
         grace_periods=GRACE_PERIODS,
+        leaked=leaked,
     )
+
+
+def _leaked(current: web.Page) -> list[models.Key]:
+    """Keys found leaked that the list may hide (revoked ones are deleted), newest first."""
+    try:
+        page = current.llavero.keys.list(
+            current.actor, "-", show_deleted=True, filter="leaked=true", page_size=LEAKED_SHOWN
+        )
+    except LlaveroError:
+        return []
+    return page.items
 
 
 def _listing_context(listing: Listing, next_page_token: str) -> dict[str, Any]:
@@ -338,6 +380,7 @@ def _row(
         "last_used_time": key.last_used_time,
         "delete_time": key.delete_time,
         "purge_time": key.purge_time,
+        "leak": leak_context(key),
     }
     if writable is not None and key.project not in writable:
         del row["delete_url"], row["action_url"]
