@@ -70,6 +70,7 @@ NOT_UPSTREAM: Final = HOP_BY_HOP | {
     "accept-encoding",
     "x-forwarded-for",
     "x-real-ip",
+    "forwarded",
     *credentials.KEY_HEADERS,
 }
 # The server answering the client sets these itself; `alt-svc` would point at the upstream.
