@@ -33,7 +33,8 @@ def refusal_reason(raw_path: str) -> str | None:
     if "\\" in decoded or CONTROL.search(decoded):
         return "must not carry a backslash or a control character"
     segments = decoded.split("/")[1:]
-    if any(segment in DOT_SEGMENTS for segment in segments):
+    # `..;x` is `..` to servers that take path parameters (Tomcat); `.. ` to some that trim.
+    if any(segment.split(";")[0].strip() in DOT_SEGMENTS for segment in segments):
         return "must not carry a . or .. segment"
     if any(not segment for segment in segments[:-1]):
         return "must not carry an empty segment (//)"
