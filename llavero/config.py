@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     usage_retention_day_days: int = Field(default=400, description="Keep day buckets.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="CIDRs whose X-Forwarded-For is believed (gateway and forward auth).",
+        description="Addresses and CIDRs of the proxies whose client-address headers are believed "
+        "(serve, forward auth, the gateway, the middleware); default: none.",
     )
     gateway_upstream: str | None = Field(
         default=None, description="Base URL the gateway forwards to (`llavero gateway`)."
