@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +78,17 @@ class Settings(BaseSettings):
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_cidrs(cls, proxies: list[str]) -> list[str]:
+        """A typo here must stop the program, not trust the wrong peers or no one."""
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or CIDR") from None
+        return proxies
 
     @property
     def sqlalchemy_url(self) -> str:

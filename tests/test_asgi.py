@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import httpx
+import pytest
 
 from llavero.asgi import serving_app
 from llavero.config import Settings

@@ -11,6 +11,9 @@ says) and from ::1 where it is not listed, no claim ever does.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -272,6 +275,15 @@ def test_the_default_trusts_nobody() -> None:
     trust = ProxyTrust(Settings().trusted_proxies)
     for peer in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
         assert trust.client_ip(peer, {"x-forwarded-for": "203.0.113.5"}) == peer
+
+
+def test_a_setting_that_is_no_address_stops_the_program(instance: Instance) -> None:
+    env = {**instance.env, "LLAVERO_TRUSTED_PROXIES": '["127.0.0.1", "localhost"]'}
+    command = [sys.executable, "-m", "llavero", "serve", "--port", "1"]
+    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "LLAVERO_TRUSTED_PROXIES" in result.stderr
+    assert "'localhost' is not an IP address or CIDR" in result.stderr
 
 
 def test_scheme_comes_only_from_a_listed_peer() -> None:
