@@ -12,7 +12,7 @@ writes nothing to the database.
 
 Neither the client's key nor the upstream's is ever logged: `?key=` in any spelling is removed
 from the upstream URL by the reader that found it (`llavero.credentials`), a request carrying a
-key string anywhere else in its URL is refused, and every log line is redacted
+well-formed key string anywhere else in its URL is refused, and every log line is redacted
 (`llavero.redaction`). The path is confined to the upstream's base path
 (`llavero.upstream_path`); the client's address is `llavero.proxy_trust`'s.
 """
@@ -38,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 from yarl import URL
 
-from llavero import credentials, http_verdicts, redaction, upstream_path
+from llavero import credentials, http_verdicts, keys, upstream_path
 from llavero.cache import KeyRecord
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
@@ -323,7 +323,7 @@ class Gateway:
         except InvalidArgument as exc:
             return error_answer(400, "INVALID_ARGUMENT", exc.message)
         for field, text in (("path", path), ("query", credentials.without_key(query))):
-            if redaction.carries_secret(text):
+            if keys.contains_key(credentials.fully_unquoted(text, plus=True)):
                 message = f"{field}: must not carry a key string; send keys in x-goog-api-key"
                 return error_answer(400, "INVALID_ARGUMENT", message)
         return None

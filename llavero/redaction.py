@@ -83,8 +83,3 @@ def install() -> None:
 
     redacting_factory.redacts = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(redacting_factory)
-
-
-def carries_secret(text: str) -> bool:
-    """Whether `text` holds something shaped like a key string or token, encoded or not."""
-    return SECRET_SHAPE.search(text) is not None
