@@ -58,6 +58,8 @@ def contains_key(text: str) -> bool:
     """Whether `text` holds a well-formed key string or token of any prefix, also glued to other
     characters (`xllv_…`, `llv_…abc`): a checksum match, so ids of a similar shape (`resp_…`)
     are not taken for keys."""
+    if "_" not in text:
+        return False
     for match in _EMBEDDED.finditer(text):
         run, body = match.group(1), match.group(2)[:BODY_LENGTH]
         for start in range(len(run)):

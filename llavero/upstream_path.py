@@ -29,7 +29,9 @@ def refusal_reason(raw_path: str) -> str | None:
         return "must start with /"
     if ENCODED_SEPARATOR.search(raw_path):
         return "must not carry an encoded / or \\"
-    decoded = unicodedata.normalize("NFKC", fully_unquoted(raw_path))
+    # Most paths are plain ASCII without escapes: nothing to decode or fold, on the hot path.
+    plain = raw_path.isascii() and "%" not in raw_path
+    decoded = raw_path if plain else unicodedata.normalize("NFKC", fully_unquoted(raw_path))
     if "\\" in decoded or CONTROL.search(decoded):
         return "must not carry a backslash or a control character"
     segments = decoded.split("/")[1:]
