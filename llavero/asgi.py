@@ -7,28 +7,20 @@ made here by a factory rather than handed over as an object; any ASGI server can
 
 from __future__ import annotations
 
-import os
-from typing import Any, cast
-
 from starlette.types import ASGIApp
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from llavero import redaction
 from llavero.api import create_app
 from llavero.config import Settings
 from llavero.service import Llavero
-
-TRUSTED_PROXIES_DEFAULT = "127.0.0.1,::1"
 
 
 def serving_app() -> ASGIApp:
     """The console and the API, with the change feed and the usage flusher running.
 
-    granian does not read `X-Forwarded-For` / `X-Forwarded-Proto`; uvicorn's middleware does,
-    from the addresses in `FORWARDED_ALLOW_IPS` (same variable and default as uvicorn), so the
-    client address, the `Secure` cookie flag and docs/deployment.md stay as they were.
+    granian reads no `X-Forwarded-For` / `X-Forwarded-Proto`; the app does, from the proxies in
+    `LLAVERO_TRUSTED_PROXIES` only (`llavero.proxy_trust`, docs/security.md). Every log line
+    of the worker goes through the key redaction (`llavero.redaction`).
     """
-    app = create_app(Llavero(Settings()), background=True)
-    trusted = os.environ.get("FORWARDED_ALLOW_IPS", TRUSTED_PROXIES_DEFAULT)
-    # uvicorn types ASGI apps with its own TypedDicts, Starlette with plain mappings: the same
-    # protocol, spelled twice.
-    return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted))
+    redaction.install()
+    return create_app(Llavero(Settings()), background=True)

@@ -207,6 +207,10 @@ def serve(
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
 
+    from llavero import redaction
+
+    # Before anything logs: granian's workers are forked from this process and keep it.
+    redaction.install()
     with service(db) as llavero:
         llavero.upgrade()
         base = llavero.settings.public_url or f"http://{host}:{port}"
@@ -283,7 +287,7 @@ def gateway(
             host=host,
             port=port,
             log_level=llavero.settings.log_level,
-            # The gateway believes X-Forwarded-For only from LLAVERO_TRUSTED_PROXIES; uvicorn's
+            # Proxy trust is LLAVERO_TRUSTED_PROXIES alone (llavero.proxy_trust); uvicorn's
             # own handling would trust any local process and let it fake the client IP.
             proxy_headers=False,
         )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27 h in all).
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     usage_retention_day_days: int = Field(default=400, description="Keep day buckets.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="CIDRs whose X-Forwarded-For is believed (gateway and forward auth).",
+        description="Addresses and CIDRs of the proxies whose client-address headers are believed "
+        "(serve, forward auth, the gateway, the middleware); default: none.",
     )
     gateway_upstream: str | None = Field(
         default=None, description="Base URL the gateway forwards to (`llavero gateway`)."
@@ -159,6 +161,17 @@ class Settings(BaseSettings):
             return self.oidc_provider_name
         google = (self.oidc_issuer or "").rstrip("/") == "https://accounts.google.com"
         return "Google" if google else "OIDC"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_cidrs(cls, proxies: list[str]) -> list[str]:
+        """A typo here must stop the program, not trust the wrong peers or no one."""
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or CIDR") from None
+        return proxies
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -23,8 +23,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from llavero import credentials, http_verdicts
-from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal, Verifies
+from llavero.proxy_trust import ProxyTrust
 from llavero.verify import VerifyRequest
 
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
@@ -57,9 +57,11 @@ def original_service(headers: Mapping[str, str]) -> str | None:
 
 
 class ForwardAuth:
-    def __init__(self, verifier: Verifies, trust: ProxyTrust) -> None:
+    def __init__(self, verifier: Verifies, trust: ProxyTrust | None = None) -> None:
+        """`trust`: the proxies whose headers name the client when `peer` is one of them;
+        none when the peer handed to `check` is already the client (`llavero serve`)."""
         self.verifier = verifier
-        self.trust = trust
+        self.trust = trust or ProxyTrust()
 
     def check(
         self,

@@ -10,8 +10,11 @@ ends against the unit limits and in usage, in memory (`UsageReports.count_units`
 is the only reporter of its own requests, so it needs no idempotency record, and the hot path
 writes nothing to the database.
 
-Neither the client's key nor the upstream's is ever logged: `?key=` is removed from the upstream
-URL, and the server's access log is redacted (`llavero.logs.install_access_log_filter`).
+Neither the client's key nor the upstream's is ever logged: `?key=` in any spelling is removed
+from the upstream URL by the reader that found it (`llavero.credentials`), a request carrying a
+well-formed key string anywhere else in its URL is refused, and every log line is redacted
+(`llavero.redaction`). The path is confined to the upstream's base path
+(`llavero.upstream_path`); the client's address is `llavero.proxy_trust`'s.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ from starlette.routing import Route
 from starlette.types import Scope
 from yarl import URL
 
-from llavero import credentials, http_verdicts
+from llavero import credentials, http_verdicts, keys, upstream_path
 from llavero.cache import KeyRecord
-from llavero.credentials import ProxyTrust
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
 from llavero.limits import MemoryLimiter
+from llavero.proxy_trust import ProxyTrust, joined_headers
 from llavero.service import Llavero
 from llavero.verify import VerifyRequest, VerifyResult
 
@@ -67,6 +70,7 @@ NOT_UPSTREAM: Final = HOP_BY_HOP | {
     "accept-encoding",
     "x-forwarded-for",
     "x-real-ip",
+    "forwarded",
     *credentials.KEY_HEADERS,
 }
 # The server answering the client sets these itself; `alt-svc` would point at the upstream.
@@ -192,11 +196,11 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         scope = request.scope
         # A dict rather than Starlette's Headers, which scans the list on every read, as the
-        # middleware does. ASGI names are lowercase already.
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        # middleware does; repeated headers joined, so none hides behind another.
+        headers = joined_headers(scope["headers"])
         query = scope["query_string"].decode("latin-1")
+        if (invalid := self._invalid_url(scope, query)) is not None:
+            return invalid
         if request.method == "OPTIONS" and "access-control-request-method" in headers:
             # Browsers send CORS preflights without credentials: the upstream answers them,
             # unverified and without the upstream key, so keys restricted to referrers work.
@@ -309,9 +313,24 @@ class Gateway:
         except Exception as exc:  # metering must never break an answer already sent
             log.error("could not count %d units: %s", units, type(exc).__name__)
 
+    @staticmethod
+    def _invalid_url(scope: Scope, query: str) -> Response | None:
+        """400 for a path that could leave the upstream's base path, or a URL that would carry
+        a key string upstream outside the parameters read as the key."""
+        path = raw_path(scope)
+        try:
+            upstream_path.confined(path)
+        except InvalidArgument as exc:
+            return error_answer(400, "INVALID_ARGUMENT", exc.message)
+        for field, text in (("path", path), ("query", credentials.without_key(query))):
+            if keys.contains_key(credentials.fully_unquoted(text, plus=True)):
+                message = f"{field}: must not carry a key string; send keys in x-goog-api-key"
+                return error_answer(400, "INVALID_ARGUMENT", message)
+        return None
+
     def _upstream_url(self, scope: Scope, query: str) -> URL:
-        """The path as the client sent it (no re-quoting), without `?key=`."""
-        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        """The path as the client sent it (no re-quoting), without the key parameters."""
+        path = raw_path(scope)
         query = credentials.without_key(query)
         return URL(f"{self._base}{path}{'?' + query if query else ''}", encoded=True)
 
@@ -332,6 +351,12 @@ class Gateway:
         if with_credential:
             forwarded.extend(self._credential)
         return forwarded
+
+
+def raw_path(scope: Scope) -> str:
+    """The request target's path as sent, undecoded."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return raw.decode("latin-1")
 
 
 def _downstream_headers(answer: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:

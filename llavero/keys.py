@@ -50,6 +50,25 @@ def is_well_formed(key: str, prefix: str) -> bool:
     return body[RANDOM_LENGTH:] == checksum(prefix, body[:RANDOM_LENGTH])
 
 
+# A key's or token's place in free text: the prefix run, then at least its 38 characters.
+_EMBEDDED = re.compile(r"([a-z0-9]{1,64})_([0-9A-Za-z]{38,})")
+
+
+def contains_key(text: str) -> bool:
+    """Whether `text` holds a well-formed key string or token of any prefix, also glued to other
+    characters (`xllv_…`, `llv_…abc`): a checksum match, so ids of a similar shape (`resp_…`)
+    are not taken for keys."""
+    if "_" not in text:
+        return False
+    for match in _EMBEDDED.finditer(text):
+        run, body = match.group(1), match.group(2)[:BODY_LENGTH]
+        for start in range(len(run)):
+            prefix = run[start:]
+            if PREFIX_PATTERN.fullmatch(prefix) and is_well_formed(f"{prefix}_{body}", prefix):
+                return True
+    return False
+
+
 def last4(key: str) -> str:
     return key[-4:]
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import re
 
+from llavero.redaction import REDACTED
+from llavero.redaction import install as install_redaction
+
 ACCESS_LOGGER = "uvicorn.access"
-REDACTED = "[REDACTED]"
 SECRET_PARAMETER = re.compile(r"([?&](?:key|token)=)[^&#\s\"]*", re.IGNORECASE)
 
 
@@ -28,7 +30,9 @@ class RedactSecrets(logging.Filter):
 
 
 def install_access_log_filter() -> None:
-    """Idempotent: add the filter to uvicorn's access logger (uvicorn keeps logger filters)."""
+    """Idempotent: add the filter to uvicorn's access logger (uvicorn keeps logger filters),
+    and redact key strings in every log record of the process (`llavero.redaction`)."""
+    install_redaction()
     logger = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(existing, RedactSecrets) for existing in logger.filters):
         logger.addFilter(RedactSecrets())

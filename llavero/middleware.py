@@ -22,8 +22,8 @@ from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import credentials, http_verdicts
-from llavero.credentials import ProxyTrust
 from llavero.http_verdicts import Refusal
+from llavero.proxy_trust import ProxyTrust, joined_headers
 from llavero.service import Llavero
 from llavero.verify import VerifyRequest, VerifyResult
 
@@ -123,10 +123,8 @@ class LlaveroMiddleware:
 
     async def _check(self, scope: Scope) -> VerifyResult | Refusal:
         # A dict rather than Starlette's Headers: verify's context reads up to eight headers,
-        # and Headers scans the whole list on each read. ASGI names are lowercase already.
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        # and Headers scans the whole list on each read. Repeated headers joined.
+        headers = joined_headers(scope["headers"])
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client")
         peer = client[0] if client else None

@@ -18,8 +18,14 @@ def serve(app: ASGIApp, *, access_log: bool = False) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    # proxy_headers off, as under granian: proxy trust is Llavero's own (llavero.proxy_trust).
     config = uvicorn.Config(
-        app, log_config=None, log_level="info", access_log=access_log, lifespan="on"
+        app,
+        log_config=None,
+        log_level="info",
+        access_log=access_log,
+        lifespan="on",
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

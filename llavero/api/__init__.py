@@ -30,6 +30,7 @@ from llavero.api import usage as usage_api
 from llavero.api.fast_verify import VerifyFastPath
 from llavero.console import app as console_app
 from llavero.console.security import SecurityHeaders
+from llavero.proxy_trust import ClientAddress, ProxyTrust
 from llavero.service import Llavero
 
 NO_STORE = (b"cache-control", b"no-store")
@@ -115,4 +116,6 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     console_app.install(app, llavero)
     app.add_middleware(NoStore)
     app.add_middleware(SecurityHeaders)
+    # Outermost: every layer and route sees the client `LLAVERO_TRUSTED_PROXIES` vouch for.
+    app.add_middleware(ClientAddress, trust=ProxyTrust(llavero.settings.trusted_proxies))
     return app

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from llavero.api.auth import Service, client_ip
-from llavero.credentials import ProxyTrust
 from llavero.errors import InvalidArgument
 from llavero.forward_auth import FORWARD_AUTH_PATH, ForwardAuth
 from llavero.service import Llavero
@@ -26,12 +25,11 @@ RateLimitedStatus = Annotated[
 
 
 def _forward_auth(request: Request, llavero: Llavero) -> ForwardAuth:
-    """One per app, so trusted proxies are parsed once rather than on every request."""
+    """One per app. It trusts no proxy itself: the app's `ClientAddress` has already put the
+    client that `LLAVERO_TRUSTED_PROXIES` vouch for into the request (`llavero.proxy_trust`)."""
     state = request.app.state
     if not hasattr(state, "forward_auth"):
-        state.forward_auth = ForwardAuth(
-            llavero.verifier, ProxyTrust(llavero.settings.trusted_proxies)
-        )
+        state.forward_auth = ForwardAuth(llavero.verifier)
     checker: ForwardAuth = state.forward_auth
     return checker
 
