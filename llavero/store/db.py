@@ -101,11 +101,11 @@ def create_db_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engi
     timeouts = timeouts or DatabaseTimeouts()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pooled: dict[str, Any] = {}  # an in-memory database has one connection, no pool
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False}, pool_timeout=timeouts.pool
-        )
+            pooled["pool_timeout"] = timeouts.pool
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pooled)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
