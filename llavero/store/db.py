@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 @dataclass(frozen=True, slots=True)
 class DatabaseTimeouts:
     """Seconds: to open a connection, to wait for any one answer, to wait for a free pooled
-    connection. The answer timeout is also PostgreSQL's own `statement_timeout`."""
+    connection. The answer timeout is also PostgreSQL's own `statement_timeout`; `None` (for
+    migrations, which may rightly take long) sets no limit."""
 
-    connect: float = 5.0
-    statement: float = 10.0
-    pool: float = 5.0
+    connect: float = 3.0
+    statement: float | None = 5.0
+    pool: float = 3.0
 
 
 class BoundedConnection(psycopg.Connection[Any]):
@@ -89,7 +90,7 @@ def _postgres_engine(url: str, timeouts: DatabaseTimeouts) -> Engine:
 
     @event.listens_for(engine, "connect")
     def server_side_timeout(dbapi_connection: Any, _record: Any) -> None:
-        milliseconds = int(timeouts.statement * 1000)
+        milliseconds = int(timeouts.statement * 1000) if timeouts.statement else 0  # 0: none
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET statement_timeout = {milliseconds}")
         dbapi_connection.commit()  # a SET in a transaction rolled back would be undone
@@ -166,7 +167,15 @@ class Database:
         return config
 
     def upgrade(self) -> None:
-        command.upgrade(self.alembic_config(), "head")
+        """Migrations run on an engine of their own without the answer timeout: building an
+        index on a large table may rightly take longer than any request should."""
+        engine = create_db_engine(self.url, replace(self.timeouts, statement=None))
+        try:
+            config = self.alembic_config()
+            config.attributes["engine"] = engine
+            command.upgrade(config, "head")
+        finally:
+            engine.dispose()
 
     def needs_upgrade(self) -> bool:
         head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
