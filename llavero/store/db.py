@@ -9,6 +9,7 @@ work maps running out of one to `Unavailable` (503 UNAVAILABLE) in one place, `D
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from llavero.errors import Unavailable
 from llavero.store.guard import guard_text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("llavero.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,8 @@ class Database:
         except (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.DBAPIError) as exc:
             if not is_unavailable(exc):
                 raise
+            cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+            log.warning("database unavailable: %s: %s", type(cause).__name__, cause)
             raise Unavailable(
                 "the database is unavailable or did not answer in time; try again shortly"
             ) from exc
