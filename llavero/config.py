@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     )
     plans_file: Path | None = Field(default=None, description="TOML file with plan limits.")
     paid_plan: str = Field(default="tier-1", description="Plan of a project with open billing.")
+    database_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait to open a database connection."
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest wait for any one answer of the database."
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait for a free connection of the pool."
+    )
     rate_limit_backend: str = Field(default="memory", description="`memory` or `redis`.")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for limits.")
     usage_flush_seconds: float = Field(default=1.0, description="How often usage is written.")

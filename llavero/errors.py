@@ -7,7 +7,8 @@
      ├── NotFound             404 NOT_FOUND
      ├── AlreadyExists        409 ALREADY_EXISTS
      ├── FailedPrecondition   412 FAILED_PRECONDITION
-     └── ResourceExhausted    429 RESOURCE_EXHAUSTED
+     ├── ResourceExhausted    429 RESOURCE_EXHAUSTED
+     └── Unavailable          503 UNAVAILABLE (the database is down or too slow)
 
 The service layer raises these; the API, console and CLI only translate them. A message never
 carries a key string: callers pass field names and safe values only.
@@ -64,3 +65,10 @@ class FailedPrecondition(LlaveroError):
 class ResourceExhausted(LlaveroError):
     http_status = 429
     status = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(LlaveroError):
+    """The database did not answer within its timeouts (docs/configuration.md): try again."""
+
+    http_status = 503
+    status = "UNAVAILABLE"

@@ -27,6 +27,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from llavero import text
 from llavero.config import Settings
 from llavero.errors import InvalidArgument
 from llavero.metrics import RATE_LIMIT_BACKEND_ERRORS
@@ -88,7 +89,7 @@ def normalize_key_limits(data: Mapping[str, Any] | None, field: str = "limits") 
     for name, value in data.items():
         if name not in LIMIT_NAMES:
             raise InvalidArgument(
-                f"unknown limit; use one of {', '.join(LIMIT_NAMES)}", field=f"{field}.{name}"
+                f"unknown limit; use one of {', '.join(LIMIT_NAMES)}", field=text.child(field, name)
             )
         if value is None:
             continue

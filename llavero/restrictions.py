@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+from llavero import text
 from llavero.errors import InvalidArgument
 
 ALLOWED_IPS: Final = "allowed_ips"
@@ -67,7 +68,7 @@ def normalize(data: Mapping[str, Any] | None, field: str = "restrictions") -> di
         if name not in _NORMALIZERS:
             known = ", ".join(_NORMALIZERS)
             raise InvalidArgument(
-                f"is not a known restriction (known: {known})", field=f"{field}.{name}"
+                f"is not a known restriction (known: {known})", field=text.child(field, name)
             )
     result: dict[str, Any] = {}
     for name, normalize_entry in _NORMALIZERS.items():
@@ -122,7 +123,7 @@ def _object(value: Any, field: str, required: str, optional: frozenset[str]) -> 
         raise InvalidArgument("must be an object", field=field)
     for name in value:
         if name != required and name not in optional:
-            raise InvalidArgument("is not a known field", field=f"{field}.{name}")
+            raise InvalidArgument("is not a known field", field=text.child(field, name))
     if value.get(required) is None:
         raise InvalidArgument("is required", field=f"{field}.{required}")
     return value

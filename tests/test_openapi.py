@@ -1,6 +1,8 @@
 """Schemathesis over the OpenAPI document, in process against the ASGI app with an admin bearer
 token: no 5xx, no undocumented status, no response that breaks its schema, no schema-violating
-request accepted, `Allow` on every 405.
+request accepted, `Allow` on every 405. Each operation alone, then statefully: workflows chained
+by the links Schemathesis infers from the document (a created project's id into its keys, a
+created key's id into rotate, delete, undelete; docs/security.md, "Malformed input").
 
 The document is built once at import from a throwaway service (it does not depend on data); each
 operation then runs against a fresh service of its own, passed to the call as `app`.
@@ -90,10 +92,48 @@ class AdminToken:
 def test_every_operation_conforms_to_the_document(
     case: schemathesis.Case, llavero: Llavero
 ) -> None:
-    excluded = [checks.positive_data_acceptance]
+    case.call_and_validate(app=create_app(llavero), excluded_checks=excluded_checks(case))
+
+
+def excluded_checks(case: schemathesis.Case) -> list[Any]:
+    excluded: list[Any] = [checks.positive_data_acceptance]
     if case.operation.path == ANSWERS_EVERY_METHOD:
         excluded.append(checks.unsupported_method)
-    case.call_and_validate(app=create_app(llavero), excluded_checks=excluded)
+    return excluded
+
+
+Workflow = schema.as_state_machine()
+
+
+def test_stateful_workflows_conform_and_find_no_5xx(llavero: Llavero) -> None:
+    """Bounded (scenarios x steps) so the suite stays quick on two cores."""
+    app = create_app(llavero)
+
+    class OnThisService(Workflow):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"app": app}
+
+        def validate_response(
+            self,
+            response: Any,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            assert response.status_code < 500, (case.method, case.path, response.text)
+            case.validate_response(
+                response, excluded_checks=excluded_checks(case), transport_kwargs=kwargs
+            )
+
+    OnThisService.run(
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
 
 
 def test_the_document_declares_the_bearer_scheme_and_error_bodies() -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero import __version__
@@ -49,7 +49,9 @@ class NoStore:
 
         async def send_no_store(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), NO_STORE]
+                headers = message.get("headers", [])
+                if not any(name == NO_STORE[0] for name, _ in headers):
+                    message["headers"] = [*headers, NO_STORE]
             await send(message)
 
         await self.app(scope, receive, send_no_store)
@@ -57,11 +59,15 @@ class NoStore:
 
 class LlaveroApp(FastAPI):
     """FastAPI, with `POST /v1/keys:verify` answered in front of every layer when it can be
-    (`llavero.api.fast_verify`): those layers cost a cached verify more than the verify."""
+    (`llavero.api.fast_verify`): those layers cost a cached verify more than the verify.
+
+    `SecurityHeaders` and `NoStore` wrap everything, outermost: Starlette answers a 500 from
+    its outermost layer and the fast path answers before any, so headers set further in would
+    miss both (docs/security.md, "What errors and headers give away")."""
 
     def __init__(self, llavero: Llavero, **options: Any) -> None:
         super().__init__(**options)
-        self._front = VerifyFastPath(super().__call__, llavero)
+        self._front = SecurityHeaders(NoStore(VerifyFastPath(super().__call__, llavero)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)
@@ -98,6 +104,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
     app.state.llavero = llavero
     errors.install(app)
     docs.install(app)
+    parameters = [Depends(errors.well_formed_parameters)]
     for module in (
         projects,
         leaks,
@@ -107,15 +114,14 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
         audit,
         billing,
         usage_report,
+        usage_api,
         throttles,
         webhooks,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=parameters)
     app.include_router(forward_auth_api.router)
-    app.include_router(usage_api.router)
     console_app.install(app, llavero)
-    app.add_middleware(NoStore)
-    app.add_middleware(SecurityHeaders)
-    # Outermost: every layer and route sees the client `LLAVERO_TRUSTED_PROXIES` vouch for.
+    # Around the routes (the fast path sits in front and reads no client address): every layer
+    # and route sees the client `LLAVERO_TRUSTED_PROXIES` vouch for.
     app.add_middleware(ClientAddress, trust=ProxyTrust(llavero.settings.trusted_proxies))
     return app

@@ -12,10 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from llavero import text
 from llavero.errors import LlaveroError
 
 log = logging.getLogger("llavero.api")
@@ -30,6 +32,7 @@ HTTP_STATUSES = {
     413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
 }
 
 
@@ -48,7 +51,7 @@ class ErrorBody(BaseModel):
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": name}
     for status, name in HTTP_STATUSES.items()
-    if status in (400, 401, 403, 404, 409, 412, 429)
+    if status in (400, 401, 403, 404, 409, 412, 429, 503)
 }
 
 
@@ -70,10 +73,31 @@ def _validation_message(exc: RequestValidationError) -> str:
     if first.get("type") == "json_invalid":
         return "body: is not valid JSON"
     if first.get("type") == "extra_forbidden":
-        return f"{field_path(first['loc'])}: is not a known field"
+        location = first["loc"]
+        parent = field_path(location[:-1])
+        return (
+            f"{text.child('' if parent == 'body' else parent, location[-1])}: is not a known field"
+        )
     if first.get("type") == "missing":
         return f"{field_path(first['loc'])}: is required"
     return f"{field_path(first['loc'])}: {first.get('msg', 'is invalid')}"
+
+
+def well_formed_parameters(request: Request) -> None:
+    """Path and query parameters follow the text rule of bodies (`llavero.text`): `%00` or an
+    ill-formed value is a 400 naming the parameter, before any database sees it. A query
+    parameter the operation does not declare is named `query`, its name left unechoed."""
+    route = request.scope.get("route")
+    declared = (
+        {param.alias for param in route.dependant.query_params}
+        if isinstance(route, APIRoute)
+        else set()
+    )
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            text.check(value, name)
+    for name, value in request.query_params.multi_items():
+        text.check(value, name if name in declared else "query")
 
 
 async def on_llavero_error(request: Request, exc: Exception) -> JSONResponse:

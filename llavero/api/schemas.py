@@ -1,20 +1,28 @@
 """Request bodies and list envelopes of the REST API (the OpenAPI document is built from them).
 
 Bodies forbid unknown fields, so a typo is a 400 naming the field rather than a silent no-op.
-Values are checked by the service layer, which names the field that is wrong."""
+Every string in a body, at any depth, must be well-formed Unicode (`llavero.text`); values are
+checked by the service layer, which names the field that is wrong."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llavero import models
+from llavero import models, text
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def well_formed_text(cls, data: Any) -> Any:
+        """Raises `InvalidArgument` (not a pydantic error) so the 400 names the inner path."""
+        text.check_tree(data, "")
+        return data
 
 
 class ProjectCreate(Body):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from llavero.api.auth import Caller, Service
+from llavero.api.schemas import Body
 from llavero.verify import VerifyRequest
 
 router = APIRouter(tags=["verify"])
@@ -15,8 +16,7 @@ MAX_COST = 10**12
 Text = Field(default=None, max_length=TEXT_MAX_LENGTH)
 
 
-class VerifyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VerifyBody(Body):
     key: str = Field(max_length=KEY_MAX_LENGTH)
     ip: str | None = Text
     referrer: str | None = Text

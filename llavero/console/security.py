@@ -34,11 +34,22 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 DOCS_PATHS = ("/docs", "/redoc")
+# Swagger UI starts from an inline script and ReDoc styles inline and renders in a worker; the
+# pages show only this process's own OpenAPI document, from this origin.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
+)
+DOCS_HEADERS = [
+    (b"content-security-policy", DOCS_CONTENT_SECURITY_POLICY.encode()),
+    *HEADERS[1:],
+]
 
 
 class SecurityHeaders:
-    """Adds the headers above to every answer; the API docs page gets them too, with the
-    policy it needs for its bundled (local) assets."""
+    """Adds the headers above to every answer, errors and 500s included (it wraps the whole
+    app, `llavero.api.LlaveroApp`); the API docs pages get them with the policy they need."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,16 +58,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_docs = scope["path"].startswith(DOCS_PATHS)
+        wanted = DOCS_HEADERS if scope["path"].startswith(DOCS_PATHS) else HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name for name, _ in message.get("headers", [])}
-                extra = [
-                    (name, value)
-                    for name, value in HEADERS
-                    if name not in present and not (is_docs and name == b"content-security-policy")
-                ]
+                extra = [(name, value) for name, value in wanted if name not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
@@ -85,7 +92,17 @@ def clear_session_cookie(response: Response, secure: bool) -> None:
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=secure, path="/")
 
 
+def tokens_match(presented: str | None, expected: str) -> bool:
+    """Constant-time, on bytes: `compare_digest` raises on a str with non-ASCII characters
+    (that TypeError was a 500); surrogatepass lets any str through to a plain mismatch."""
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def check_csrf(signed_in: SignedIn, presented: str | None) -> None:
     """Every state-changing request carries the session's CSRF token (form field or header)."""
-    if not presented or not hmac.compare_digest(presented, signed_in.csrf_token):
+    if not tokens_match(presented, signed_in.csrf_token):
         raise PermissionDenied("missing or wrong CSRF token; reload the page and try again")

@@ -27,6 +27,7 @@ from llavero.service.context import Actor, Context
 from llavero.service.federation import Federation
 from llavero.service.leaks import Leaks
 from llavero.service.members import Members
+from llavero.service.pagination import PageTokens
 from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
 from llavero.service.purger import Purger
@@ -36,7 +37,7 @@ from llavero.service.usage import Usage
 from llavero.service.usage_report import UsageReports
 from llavero.service.users import Users
 from llavero.service.webhooks import Webhooks
-from llavero.store import Database
+from llavero.store import Database, DatabaseTimeouts
 from llavero.usage import UsageMeter
 from llavero.verify import Verifier
 
@@ -59,6 +60,14 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def database_timeouts(settings: Settings) -> DatabaseTimeouts:
+    return DatabaseTimeouts(
+        connect=settings.database_connect_timeout_seconds,
+        statement=settings.database_statement_timeout_seconds,
+        pool=settings.database_pool_timeout_seconds,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
     """What `llavero serve` prints on an empty database, once."""
@@ -71,12 +80,14 @@ class Bootstrap:
 class Llavero:
     def __init__(self, settings: Settings | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings or Settings()
+        secret = load_secret(self.settings)
         self.ctx = Context(
             settings=self.settings,
-            db=Database(self.settings.sqlalchemy_url),
+            db=Database(self.settings.sqlalchemy_url, database_timeouts(self.settings)),
             clock=clock,
-            hasher=KeyHasher(load_secret(self.settings)),
+            hasher=KeyHasher(secret),
             cache=KeyCache(self.settings.cache_size),
+            page_tokens=PageTokens(secret),
         )
         self.users = Users(self.ctx)
         self.sessions = Sessions(self.ctx)

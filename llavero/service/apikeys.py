@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from llavero import keys, limits, models, restrictions
 from llavero.changes import KEY, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, dryrun, events, pagination, projects, validation
+from llavero.service import access, audit, dryrun, events, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -142,7 +142,7 @@ class ApiKeys:
         listing it came from."""
         actor.require("keys:read")
         order = _order(order_by)
-        page = pagination.page_request(page_size, page_token, order.token_kind)
+        page = self.ctx.page_tokens.request(page_size, page_token, order.token_kind)
         terms = [term.expression for term in order.terms]
         query = select(tables.Key, *terms).order_by(*order.clauses())
         query = _apply_filter(query, filter, self.ctx.clock.now())
@@ -156,7 +156,9 @@ class ApiKeys:
         items = [to_model(row[0]) for row in rows[: page.size]]
         token = ""
         if len(rows) > page.size:
-            token = pagination.encode(order.token_kind, order.position(rows[page.size - 1][1:]))
+            token = self.ctx.page_tokens.encode(
+                order.token_kind, order.position(rows[page.size - 1][1:])
+            )
         return models.Page[models.Key](items=items, next_page_token=token)
 
     def count(self, actor: Actor, project_id: str = ALL_PROJECTS, filter: str | None = None) -> int:
@@ -479,7 +481,7 @@ def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select
     for term in (text or "").replace(" AND ", " ").split():
         field, sep, value = term.partition("=") if "=" in term else term.partition(":")
         if not sep or not value:
-            raise InvalidArgument(f"term {term!r} must read field=value", field="filter")
+            raise InvalidArgument("each term must read field=value", field="filter")
         if field in ("display_name", "name"):
             pattern = "%" + value.lower().replace("%", r"\%").replace("_", r"\_") + "%"
             query = query.where(func.lower(tables.Key.display_name).like(pattern, escape="\\"))
@@ -490,7 +492,8 @@ def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select
         elif field == "environment":
             query = query.where(tables.Key.environment == value)
         elif field == "expiring_within_days":
-            if not value.isdigit() or int(value) > 3650:
+            # ASCII digits only: str.isdigit() is true of '²', which int() refuses.
+            if not (value.isascii() and value.isdigit()) or int(value) > 3650:
                 raise InvalidArgument("expiring_within_days must be 0-3650", field="filter")
             horizon = now + timedelta(days=int(value))
             query = query.where(tables.Key.expire_time.is_not(None))
@@ -501,7 +504,8 @@ def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select
             leak = tables.Key.leak_time
             query = query.where(leak.is_not(None) if value == "true" else leak.is_(None))
         else:
+            # The unknown name is not echoed: it may be a key string pasted into the filter.
             raise InvalidArgument(
-                f"unknown field {field!r}; use one of {', '.join(FILTER_FIELDS)}", field="filter"
+                f"names an unknown field; use one of {', '.join(FILTER_FIELDS)}", field="filter"
             )
     return query

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.errors import InvalidArgument
-from llavero.service import access, pagination
+from llavero.service import access
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -75,7 +75,7 @@ class Audit:
             actor.require("admin")
         else:
             actor.require("keys:read")
-        page = pagination.page_request(page_size, page_token, "audit")
+        page = self.ctx.page_tokens.request(page_size, page_token, "audit")
         query = select(tables.AuditEvent).order_by(tables.AuditEvent.id.desc())
         if target is not None:
             query = query.where(tables.AuditEvent.target == target)
@@ -90,7 +90,7 @@ class Audit:
             rows = session.scalars(query.limit(page.size + 1)).all()
         items = [to_model(row) for row in rows[: page.size]]
         more = len(rows) > page.size
-        token = pagination.encode("audit", (items[-1].id,)) if more else ""
+        token = self.ctx.page_tokens.encode("audit", (items[-1].id,)) if more else ""
         return models.Page[models.AuditEvent](items=items, next_page_token=token)
 
 

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.changes import PROJECT, record_change
-from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, events, pagination, projects, validation
+from llavero.errors import FailedPrecondition, InvalidArgument
+from llavero.service import access, audit, events, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.service.plans import PlanCatalog, limits_of
 from llavero.store import tables
@@ -135,7 +135,7 @@ class Billing:
         self, actor: Actor, *, page_size: int | None = None, page_token: str | None = None
     ) -> models.Page[BillingAccount]:
         actor.require("admin")
-        page = pagination.page_request(page_size, page_token, "billing_accounts")
+        page = self.ctx.page_tokens.request(page_size, page_token, "billing_accounts")
         query = select(tables.BillingAccount).order_by(tables.BillingAccount.id)
         if page.after is not None:
             query = query.where(tables.BillingAccount.id > str(page.after[0]))
@@ -144,7 +144,7 @@ class Billing:
         items = [to_model(row) for row in rows[: page.size]]
         token = ""
         if len(rows) > page.size:
-            token = pagination.encode("billing_accounts", (items[-1].id,))
+            token = self.ctx.page_tokens.encode("billing_accounts", (items[-1].id,))
         return models.Page[BillingAccount](items=items, next_page_token=token)
 
     def update(
@@ -254,8 +254,8 @@ class Billing:
         if isinstance(account_id, str) and ACCOUNT_ID.fullmatch(account_id):
             row = session.get(tables.BillingAccount, account_id, with_for_update=lock)
         if row is None:
-            raise NotFound(
-                f"billing account {account_id!r} does not exist", field="billing_account"
+            raise validation.not_found(
+                "billing account", account_id, "billing_account", shape=ACCOUNT_ID
             )
         return row
 

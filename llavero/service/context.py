@@ -9,6 +9,7 @@ from llavero.clock import Clock
 from llavero.config import Settings
 from llavero.errors import PermissionDenied
 from llavero.keys import KeyHasher
+from llavero.service.pagination import PageTokens
 from llavero.store import Database
 
 SCOPES = ("keys:read", "keys:write", "keys:verify", "projects:write", "admin")
@@ -53,6 +54,7 @@ class Context:
     clock: Clock
     hasher: KeyHasher
     cache: KeyCache
+    page_tokens: PageTokens
     key_prefix: str = field(init=False)
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from llavero.errors import (
     NotFound,
 )
 from llavero.plans import plan_for_billing
-from llavero.service import access, audit, pagination, validation
+from llavero.service import access, audit, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -115,7 +115,7 @@ class Projects:
         self, actor: Actor, *, page_size: int | None = None, page_token: str | None = None
     ) -> models.Page[models.Project]:
         actor.require("keys:read")
-        page = pagination.page_request(page_size, page_token, "projects")
+        page = self.ctx.page_tokens.request(page_size, page_token, "projects")
         query = (
             select(tables.Project)
             .where(tables.Project.delete_time.is_(None))
@@ -129,7 +129,11 @@ class Projects:
         with self.ctx.db.reading() as session:
             rows = session.scalars(query.limit(page.size + 1)).all()
             items = [to_model(session, self.ctx, row) for row in rows[: page.size]]
-        token = pagination.encode("projects", (items[-1].id,)) if len(rows) > page.size else ""
+        token = (
+            self.ctx.page_tokens.encode("projects", (items[-1].id,))
+            if len(rows) > page.size
+            else ""
+        )
         return models.Page[models.Project](items=items, next_page_token=token)
 
     def rename(self, actor: Actor, project_id: str, display_name: str) -> models.Project:

@@ -58,6 +58,10 @@ class UsageSeries(Model):
         ]
 
 
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_time(value: datetime | str | None, field: str) -> datetime | None:
     if value is None or value == "":
         return None
@@ -72,6 +76,9 @@ def parse_time(value: datetime | str | None, field: str) -> datetime | None:
         raise InvalidArgument("must be an RFC 3339 timestamp", field=field)
     if value.tzinfo is None:
         raise InvalidArgument("must include a time zone, e.g. 2026-01-01T00:00:00Z", field=field)
+    # Bucket arithmetic steps past the window; near year 9999 that overflowed (a 500).
+    if not EARLIEST <= value <= LATEST:
+        raise InvalidArgument("must be between the years 1970 and 9000", field=field)
     return value.astimezone(UTC)
 
 

@@ -17,10 +17,12 @@ MAX_ANNOTATION_VALUE = 1024
 RANDOM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def not_found(kind: str, given: object, field: str) -> NotFound:
-    """The id is echoed only when it has the shape of a key or token id: a key string pasted
-    where an id belongs must not come back in the error."""
-    shown = f"{kind} {given!r}" if isinstance(given, str) and RANDOM_ID.fullmatch(given) else kind
+def not_found(
+    kind: str, given: object, field: str, *, shape: re.Pattern[str] = RANDOM_ID
+) -> NotFound:
+    """The id is echoed only when it has the shape of such an id (by default a key or token
+    id): a key string pasted where an id belongs must not come back in the error."""
+    shown = f"{kind} {given!r}" if isinstance(given, str) and shape.fullmatch(given) else kind
     return NotFound(f"{shown} does not exist", field=field)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from llavero import models
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, events, pagination, projects, validation
+from llavero.service import access, audit, events, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 
@@ -199,7 +199,7 @@ class Webhooks:
     ) -> models.Page[Webhook]:
         """Oldest first. Without `project`: every webhook the actor may manage."""
         actor.require("keys:read")
-        page = pagination.page_request(page_size, page_token, "webhooks")
+        page = self.ctx.page_tokens.request(page_size, page_token, "webhooks")
         query = select(tables.Webhook).order_by(tables.Webhook.id)
         if page.after is not None:
             query = query.where(tables.Webhook.id > str(page.after[0]))
@@ -207,7 +207,11 @@ class Webhooks:
             query = self._scope(session, actor, query, project)
             rows = session.scalars(query.limit(page.size + 1)).all()
         items = [to_model(row) for row in rows[: page.size]]
-        token = pagination.encode("webhooks", (items[-1].id,)) if len(rows) > page.size else ""
+        token = (
+            self.ctx.page_tokens.encode("webhooks", (items[-1].id,))
+            if len(rows) > page.size
+            else ""
+        )
         return models.Page[Webhook](items=items, next_page_token=token)
 
     def update(self, actor: Actor, webhook_id: str, changes: Mapping[str, Any]) -> Webhook:
@@ -287,7 +291,7 @@ class Webhooks:
     ) -> models.Page[Delivery]:
         """The delivery log, newest first."""
         actor.require("keys:read")
-        page = pagination.page_request(page_size, page_token, "deliveries")
+        page = self.ctx.page_tokens.request(page_size, page_token, "deliveries")
         query = (
             select(tables.Delivery, tables.Event.event_id, tables.Event.type)
             .join(tables.Event, tables.Event.id == tables.Delivery.event_id)
@@ -302,7 +306,11 @@ class Webhooks:
             self._load(session, actor, webhook_id)
             rows = session.execute(query.limit(page.size + 1)).all()
         items = [_delivery(row[0], row[1], row[2]) for row in rows[: page.size]]
-        token = pagination.encode("deliveries", (items[-1].id,)) if len(rows) > page.size else ""
+        token = (
+            self.ctx.page_tokens.encode("deliveries", (items[-1].id,))
+            if len(rows) > page.size
+            else ""
+        )
         return models.Page[Delivery](items=items, next_page_token=token)
 
     # --- helpers -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Storage: SQLAlchemy 2 on SQLite (default) or PostgreSQL, schema by Alembic migrations."""
 
-from llavero.store.db import Database
+from llavero.store.db import Database, DatabaseTimeouts
 
-__all__ = ["Database"]
+__all__ = ["Database", "DatabaseTimeouts"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -43,7 +42,7 @@ def signin(
     if not web.service(request).settings.password_signin:
         return signin_form(request, status_code=403, error="password_off", next=next)
     expected = request.cookies.get(web.SIGNIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
+    if not security.tokens_match(csrf_token, expected):
         return signin_form(request, status_code=403, error="csrf", email=email, next=next)
     try:
         user = web.service(request).users.authenticate(email, password, web.client_ip(request))
