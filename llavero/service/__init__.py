@@ -68,7 +68,11 @@ class Llavero:
             db=Database(self.settings.sqlalchemy_url),
             clock=clock,
             hasher=KeyHasher(load_secret(self.settings)),
-            cache=KeyCache(self.settings.cache_size),
+            cache=KeyCache(
+                self.settings.cache_size,
+                ttl=self.settings.cache_ttl_seconds,
+                monotonic=clock.monotonic,
+            ),
         )
         self.users = Users(self.ctx)
         self.sessions = Sessions(self.ctx)
