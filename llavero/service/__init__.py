@@ -13,6 +13,7 @@ from llavero.cache import KeyCache
 from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
+from llavero.errors import AlreadyExists
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.plans import load_plans
@@ -118,11 +119,16 @@ class Llavero:
         self.ctx.db.dispose()
 
     def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
-        """On an empty database: the first admin, a sign-in link and an admin token."""
+        """On an empty database: the first admin, a sign-in link and an admin token. Several
+        instances starting at once on an empty database race here: the first one to create
+        the admin wins, the others go on serving (None), as on a database already set up."""
         if self.users.count():
             return None
         system = Actor.system("bootstrap")
-        user = self.users.create(system, email, None, role="admin")
+        try:
+            user = self.users.create(system, email, None, role="admin")
+        except AlreadyExists:
+            return None
         link = self.users.create_signin_link(system, user.id)
         token = self.tokens.create(system, ["admin"], display_name="first admin token")
         return Bootstrap(user.email, link, token.token)
