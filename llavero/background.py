@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 
@@ -41,11 +42,16 @@ class Periodic:
             self._thread = None
 
     def _run(self) -> None:
+        due = time.monotonic() + self._interval
         while True:
-            self._wake.wait(self._interval)
+            # at a fixed rate: the job's own duration does not stretch the interval
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
+            now = time.monotonic()
+            if now >= due:  # woken early (`wake`), the next run stays where it was
+                due = max(due + self._interval, now)
             try:
                 self._job()
             except Exception:  # the database may be restarting: keep the thread, try again
