@@ -13,7 +13,8 @@ TTL is an hour, so that only the change feed can bring a revocation; the poll is
   with `PATCH /v1/keys/{id}` through A, one after the other, each after a random pause of up
   to one poll interval (so that the writes do not fall in step with B's poll). The latency of
   one revocation runs from A's answer (the change is committed) to B's first `DISABLED`, B
-  being asked in a tight loop; p50, p99 and max over all keys.
+  being asked in a tight loop; p50, p99 and max over all keys. So a figure includes one
+  verify round trip to B, whose median is shown too: below it, the figure cannot resolve.
 - *stale verifies*: `--stale-keys` keys cached VALID on B, disabled through A by `--writers`
   concurrent clients; once the last write has returned, every key is verified on B at once
   (*right after*: the figure says how long that pass took), then twice more once one poll
@@ -62,6 +63,7 @@ class RevocationFigures:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    verify_round_trip_ms: float
     writers: int
     stale_keys: int
     stale_right_after: int
@@ -145,18 +147,22 @@ def new_keys(llavero: Llavero, count: int) -> list[tuple[str, str]]:
     return [(created.key.id, created.key_string) for created in made]
 
 
-def latencies(llavero: Llavero, pair: Pair, count: int) -> list[float]:
-    """Seconds from A's answer to a disable to B's first DISABLED, per key."""
-    found = []
+def latencies(llavero: Llavero, pair: Pair, count: int) -> tuple[list[float], list[float]]:
+    """Seconds from A's answer to a disable to B's first DISABLED, per key; and the round
+    trip of each verify asked of B meanwhile (the resolution of the first figure)."""
+    found, round_trips = [], []
     for key_id, key in new_keys(llavero, count):
         assert pair.code(pair.b, key) == "VALID"
         time.sleep(random.uniform(0, POLL_SECONDS))  # no lock-step with B's poll
         pair.disable(pair.a, key_id)
-        committed = time.perf_counter()
+        committed = asked = time.perf_counter()
         while pair.code(pair.b, key) != "DISABLED":
-            pass
-        found.append(time.perf_counter() - committed)
-    return found
+            round_trips.append(time.perf_counter() - asked)
+            asked = time.perf_counter()
+        now = time.perf_counter()
+        round_trips.append(now - asked)
+        found.append(now - committed)
+    return found, round_trips
 
 
 def stale_counts(
@@ -197,7 +203,8 @@ def measure(name: str, url: str, scratch: Path, keys: int, stale_keys: int, writ
     RevocationFigures
 ):  # fmt: skip
     with two_instances(scratch, url) as (llavero, pair):
-        found = sorted(latencies(llavero, pair, keys))
+        found, round_trips = latencies(llavero, pair, keys)
+        found.sort()
         right_after, first_pass, checked, later = stale_counts(llavero, pair, stale_keys, writers)
     p99 = found[min(len(found) - 1, int(len(found) * 0.99))]
     figures = RevocationFigures(
@@ -206,6 +213,7 @@ def measure(name: str, url: str, scratch: Path, keys: int, stale_keys: int, writ
         ms(statistics.median(found)),
         ms(p99),
         ms(found[-1]),
+        ms(statistics.median(round_trips)),
         writers,
         stale_keys,
         right_after,
@@ -238,13 +246,15 @@ def run(
 
 def table(results: Sequence[RevocationFigures]) -> str:
     lines = [
-        "| database | revocations | p50 ms | p99 ms | max ms | writers | keys "
+        "| database | revocations | p50 ms | p99 ms | max ms | verify round trip ms "
+        "| writers | keys "
         "| stale right after (pass took) | stale after one poll |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.database} | {r.revocations} | {r.p50_ms} | {r.p99_ms} | {r.max_ms} "
+            f"| {r.verify_round_trip_ms} "
             f"| {r.writers} | {r.stale_keys} "
             f"| {r.stale_right_after} of {r.stale_keys} ({r.first_pass_seconds} s) "
             f"| {r.stale_after_poll} of {r.verifies_after_poll} |"
