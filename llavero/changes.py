@@ -21,7 +21,8 @@ notification cannot carry. On SQLite (one file on one machine) the poll alone do
 
 Whatever still slips through (a transaction open longer than `GAP_SECONDS` while the listener
 was down) lives no longer than `LLAVERO_CACHE_TTL_SECONDS`: every cached record is read again
-after that (`llavero.cache`). docs/deployment.md has the figures.
+after that (`llavero.cache`). docs/deployment.md explains it for operators, and
+docs/benchmarks.md has the figures (`python -m bench.revocation`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ class ChangeFeed:
         self._interval = interval
         self._listen = listen and db.engine.dialect.name == "postgresql"
         self._listener: Listener | None = None
-        self._gaps: dict[int, float] = {}  # id not seen yet -> when it stops being waited for
         with db.reading() as session:
             self._high = session.scalar(select(func.max(tables.Change.id))) or 0
             recent = set(
@@ -91,7 +91,10 @@ class ChangeFeed:
             )
         until = monotonic() + GAP_SECONDS
         first = max(self._high - LOOKBACK_IDS + 1, 1)
-        self._gaps = {i: until for i in range(first, self._high) if i not in recent}
+        # id not seen yet -> when it stops being waited for
+        self._gaps: dict[int, float] = {
+            i: until for i in range(first, self._high) if i not in recent
+        }
 
     @property
     def gaps(self) -> int:
