@@ -14,6 +14,9 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The same instant as an aware UTC datetime."""
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps back: how long cached records live."""
+
 
 class SystemClock:
     def time(self) -> float:
@@ -21,6 +24,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class FrozenClock:
@@ -34,6 +40,9 @@ class FrozenClock:
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._t, UTC)
+
+    def monotonic(self) -> float:
+        return self._t
 
     def advance(self, seconds: float) -> None:
         self._t += seconds

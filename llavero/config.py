@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         default=300.0, description="Longest wait for the upstream's next bytes."
     )
     cache_size: int = Field(default=1_000_000, description="Key records kept in memory.")
+    cache_ttl_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest a cached key or token record is used before it is read again.",
+    )
     change_poll_seconds: float = Field(
         default=1.0,
         description="How often an instance reads the change feed of other instances (0 = off).",

@@ -36,3 +36,15 @@ def test_an_interval_of_zero_is_off() -> None:
     periodic.start()
     periodic.stop()
     assert runs == []
+
+
+def test_wake_runs_the_job_now_rather_than_after_the_interval() -> None:
+    """The change feed's listener wakes the poll after a reconnect, to catch up at once."""
+    ran = threading.Event()
+    periodic = Periodic("test-wake", 3600, ran.set, log)
+    periodic.start()
+    try:
+        periodic.wake()
+        assert ran.wait(10), "woken, the job did not run"
+    finally:
+        periodic.stop()

@@ -123,3 +123,23 @@ def test_concurrent_puts_and_invalidations_leave_no_stale_record() -> None:
         thread.join()
     cache.invalidate_key("k1")
     assert cache.get("h1") is None
+
+
+def test_an_entry_is_dropped_once_its_ttl_has_passed() -> None:
+    """What bounds a missed change: after `ttl` the next verify reads the row again."""
+    now = [100.0]
+
+    def monotonic() -> float:
+        return now[0]
+
+    cache = KeyCache(ttl=60.0, monotonic=monotonic)
+    cache.put("h1", record(), cache.generation)
+    cache.put("h2", MISSING, cache.generation)
+    now[0] += 59.9
+    assert cache.get("h1") == record()
+    assert cache.get("h2") is MISSING
+    now[0] += 0.1
+    assert cache.get("h1") is None
+    assert cache.get("h2") is None
+    cache.put("h1", record(), cache.generation)  # read again: good for another `ttl`
+    assert cache.get("h1") == record()

@@ -133,3 +133,18 @@ def test_bootstrap_runs_once_on_an_empty_database(any_llavero: Llavero) -> None:
     assert any_llavero.users.redeem_signin_link(first.signin_token).role == "admin"
     assert any_llavero.bootstrap("second@example.com") is None
     assert any_llavero.users.count() == 1
+
+
+def test_a_second_instance_racing_the_bootstrap_serves_without_one(
+    any_llavero: Llavero, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances started at once on an empty database both find no user; the one that
+    creates the admin second gets None, not an error that would stop its server."""
+    other = Llavero(any_llavero.settings, clock=any_llavero.ctx.clock)
+    try:
+        monkeypatch.setattr(other.users, "count", lambda: 0)  # it looked before the first won
+        assert any_llavero.bootstrap() is not None
+        assert other.bootstrap() is None
+        assert any_llavero.users.count() == 1
+    finally:
+        other.close()

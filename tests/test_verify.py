@@ -10,12 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 
 from llavero import keys
 from llavero.changes import ChangeFeed
 from llavero.clock import FrozenClock
+from llavero.errors import Unauthenticated
 from llavero.service import Actor, Llavero
+from llavero.store import tables
 from llavero.verify import VerifyRequest
 
 
@@ -269,3 +271,36 @@ def test_a_token_revoked_on_another_instance_stops_after_one_poll(
             any_llavero.tokens.authenticate(created.token)
     finally:
         other.close()
+
+
+def test_a_change_no_message_announced_takes_effect_after_the_cache_ttl(
+    any_llavero: Llavero, admin: Actor, project: str, clock: FrozenClock
+) -> None:
+    """A write that reached no instance's feed (here: a row changed behind Llavero's back) is
+    seen by the first verify after `LLAVERO_CACHE_TTL_SECONDS`, not never."""
+    key_id, key = new_key(any_llavero, admin, project)
+    assert code(any_llavero, key) == "VALID"
+    with any_llavero.db.transaction() as session:
+        session.execute(update(tables.Key).where(tables.Key.id == key_id).values(state="DISABLED"))
+    clock.advance(any_llavero.settings.cache_ttl_seconds - 1)
+    assert code(any_llavero, key) == "VALID"
+    clock.advance(1)
+    assert code(any_llavero, key) == "DISABLED"
+
+
+def test_a_token_revoked_behind_llaveros_back_is_refused_after_the_cache_ttl(
+    any_llavero: Llavero, admin: Actor, clock: FrozenClock
+) -> None:
+    created = any_llavero.tokens.create(admin, ["keys:verify"])
+    assert any_llavero.tokens.authenticate(created.token).name.startswith("token:")
+    with any_llavero.db.transaction() as session:
+        session.execute(
+            update(tables.Token)
+            .where(tables.Token.id == created.token_info.id)
+            .values(revoke_time=clock.now())
+        )
+    assert any_llavero.tokens.cached(created.token) is not None
+    clock.advance(any_llavero.settings.cache_ttl_seconds)
+    assert any_llavero.tokens.cached(created.token) is None
+    with pytest.raises(Unauthenticated):
+        any_llavero.tokens.authenticate(created.token)

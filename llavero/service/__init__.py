@@ -15,6 +15,7 @@ from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
 from llavero.delivery import Dispatcher
+from llavero.errors import AlreadyExists
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.plans import load_plans
@@ -86,7 +87,11 @@ class Llavero:
             db=Database(self.settings.sqlalchemy_url, database_timeouts(self.settings)),
             clock=clock,
             hasher=KeyHasher(secret),
-            cache=KeyCache(self.settings.cache_size),
+            cache=KeyCache(
+                self.settings.cache_size,
+                ttl=self.settings.cache_ttl_seconds,
+                monotonic=clock.monotonic,
+            ),
             page_tokens=PageTokens(secret),
         )
         self.users = Users(self.ctx)
@@ -156,11 +161,16 @@ class Llavero:
         return self.keys.purge()
 
     def bootstrap(self, email: str = "admin@localhost") -> Bootstrap | None:
-        """On an empty database: the first admin, a sign-in link and an admin token."""
+        """On an empty database: the first admin, a sign-in link and an admin token. Several
+        instances starting at once on an empty database race here: the first one to create
+        the admin wins, the others go on serving (None), as on a database already set up."""
         if self.users.count():
             return None
         system = Actor.system("bootstrap")
-        user = self.users.create(system, email, None, role="admin")
+        try:
+            user = self.users.create(system, email, None, role="admin")
+        except AlreadyExists:
+            return None
         link = self.users.create_signin_link(system, user.id)
         token = self.tokens.create(system, ["admin"], display_name="first admin token")
         return Bootstrap(user.email, link, token.token)

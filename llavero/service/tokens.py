@@ -23,6 +23,7 @@ TOKEN_PREFIX = "llvtok"
 class _Cached:
     actor: Actor
     expire: float | None
+    stale_at: float  # monotonic: read again after `cache_ttl_seconds`, whatever the feed says
 
 
 def to_model(row: tables.Token) -> models.Token:
@@ -43,6 +44,7 @@ class Tokens:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._cache: dict[str, _Cached] = {}
+        self._generation = 0  # bumped by every revocation: a load that raced one is not kept
 
     def create(
         self,
@@ -97,7 +99,7 @@ class Tokens:
             record_change(session, self.ctx.clock, TOKEN, row.id)
             audit.record(session, self.ctx, actor, "token.revoke", f"token/{row.id}")
             result = to_model(row)
-        self._cache.clear()
+        self.forget()
         return result
 
     def authenticate(self, token: str, ip: str | None = None) -> Actor:
@@ -105,7 +107,7 @@ class Tokens:
         if not keys.is_well_formed(token, TOKEN_PREFIX):
             raise Unauthenticated("the bearer token is not a Llavero management token")
         digest = self.ctx.hasher.hash(token)
-        cached = self._cache.get(digest)
+        cached = self._fresh(digest)
         if cached is None:
             cached = self._load(digest)
         if cached.expire is not None and cached.expire <= self.ctx.clock.time():
@@ -116,24 +118,34 @@ class Tokens:
         """The actor of a token this process has already authenticated and that is still
         valid, with no I/O (None otherwise): the verify fast path answers only then and leaves
         everything else, errors included, to `authenticate`."""
-        cached = self._cache.get(self.ctx.hasher.hash(token))
+        cached = self._fresh(self.ctx.hasher.hash(token))
         if cached is None or (cached.expire is not None and cached.expire <= self.ctx.clock.time()):
             return None
         return cached.actor
 
     def forget(self) -> None:
-        """Called by the change feed when another instance revoked a token."""
+        """Called on a revocation here and by the change feed for one on another instance."""
+        self._generation += 1
         self._cache.clear()
 
+    def _fresh(self, digest: str) -> _Cached | None:
+        cached = self._cache.get(digest)
+        if cached is None or cached.stale_at <= self.ctx.clock.monotonic():
+            return None
+        return cached
+
     def _load(self, digest: str) -> _Cached:
+        generation = self._generation
         with self.ctx.db.reading() as session:
             row = session.scalar(select(tables.Token).where(tables.Token.token_hash == digest))
         if row is None or row.revoke_time is not None:
             raise Unauthenticated("the management token is unknown or revoked")
         actor = Actor(f"token:{row.id}", frozenset(row.scopes))
         expire = row.expire_time.timestamp() if row.expire_time else None
-        cached = _Cached(actor, expire)
+        stale_at = self.ctx.clock.monotonic() + self.ctx.settings.cache_ttl_seconds
+        cached = _Cached(actor, expire, stale_at)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = cached
+        if generation == self._generation:
+            self._cache[digest] = cached
         return cached

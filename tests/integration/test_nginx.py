@@ -55,17 +55,28 @@ def free_port() -> int:
 
 def configure(tmp: Path, llavero_url: str, app_url: str, port: int) -> Path:
     """The shipped file with only its addresses and log path changed, in a minimal nginx.conf."""
-    shipped = SHIPPED.read_text()
     replacements = {
         "server 127.0.0.1:8080;": f"server {llavero_url.removeprefix('http://')};",
         "server 127.0.0.1:9000;": f"server {app_url.removeprefix('http://')};",
         "listen 8000;": f"listen 127.0.0.1:{port};",
         "/var/log/nginx/llavero-access.log": str(tmp / "llavero-access.log"),
     }
+    return write_main(tmp, rewrite(SHIPPED, replacements, tmp / "llavero.conf"))
+
+
+def rewrite(shipped: Path, replacements: dict[str, str], out: Path) -> Path:
+    """A copy of a shipped file with each of `replacements` made exactly once."""
+    text = shipped.read_text()
     for old, new in replacements.items():
-        assert shipped.count(old) == 1, f"deploy/nginx/llavero.conf no longer has {old!r}"
-        shipped = shipped.replace(old, new)
-    (tmp / "llavero.conf").write_text(shipped)
+        assert text.count(old) == 1, f"{shipped.name} no longer has {old!r} exactly once"
+        text = text.replace(old, new)
+    out.write_text(text)
+    return out
+
+
+def write_main(tmp: Path, included: Path) -> Path:
+    """A minimal nginx.conf in `tmp` (pid, logs, temp dirs there) whose http block includes
+    `included`: the shipped file under test."""
     temp_paths = (
         "\n".join(
             f"    {kind}_temp_path {tmp / kind};" for kind in ("client_body", "proxy", "fastcgi")
@@ -76,9 +87,9 @@ def configure(tmp: Path, llavero_url: str, app_url: str, port: int) -> Path:
     main.write_text(
         ("user root;\n" if os.geteuid() == 0 else "")
         + f"daemon off;\nworker_processes 1;\npid {tmp / 'nginx.pid'};\n"
-        f"error_log {tmp / 'error.log'} info;\nevents {{ worker_connections 64; }}\n"
+        f"error_log {tmp / 'error.log'} info;\nevents {{ worker_connections 512; }}\n"
         f"http {{\n{temp_paths}\n    access_log {tmp / 'access.log'};\n"
-        f"    include {tmp / 'llavero.conf'};\n}}\n"
+        f"    include {included};\n}}\n"
     )
     return main
 
