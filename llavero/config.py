@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     )
     plans_file: Path | None = Field(default=None, description="TOML file with plan limits.")
     paid_plan: str = Field(default="tier-1", description="Plan of a project with open billing.")
-    rate_limit_backend: str = Field(default="memory", description="`memory` or `redis`.")
+    rate_limit_backend: str = Field(
+        default="database",
+        description="Where rate-limit counters live: `database` (shared by every process on the "
+        "database), `redis` (shared, fastest) or `memory` (this process only).",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for limits.")
     usage_flush_seconds: float = Field(default=1.0, description="How often usage is written.")
     usage_retention_minute_days: int = Field(default=2, description="Keep minute buckets.")
@@ -76,6 +80,11 @@ class Settings(BaseSettings):
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
     )
     log_level: str = Field(default="info", description="Log level of the server.")
+    log_format: str = Field(
+        default="text",
+        description="Llavero's own log lines: `text` (time, level, logger, message) or `json` "
+        "(one object a line).",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

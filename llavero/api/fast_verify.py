@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,14 +46,16 @@ class VerifyFastPath:
     """Answers cached verifies without the framework; passes everything else on unchanged.
 
     `inline` verifies in the event loop when the limiter is this process's memory (no I/O at
-    all on a cached key); with Redis each verify is a network round trip, so it runs in the
-    threadpool and a slow Redis cannot stall every other request.
+    all on a cached key). Otherwise the verify is awaited (`Verifier.averify`): the Redis round
+    trip on `redis.asyncio`, so a slow Redis stalls no other request; the database limiter's
+    transaction in a worker thread.
     """
 
     def __init__(self, app: ASGIApp, llavero: Llavero) -> None:
         self.app = app
         self._tokens = llavero.tokens
         self._verify = llavero.verifier.verify
+        self._averify = llavero.verifier.averify
         self._cache = llavero.ctx.cache
         self._hash = llavero.ctx.hasher.hash
         self._inline = isinstance(llavero.limiter, MemoryLimiter)
@@ -72,7 +73,7 @@ class VerifyFastPath:
             if self._inline:
                 result = self._verify(request)
             else:
-                result = await run_in_threadpool(self._verify, request)
+                result = await self._averify(request)
         except Exception as exc:  # in front of FastAPI: its 500 handler is not around us
             answer = await errors.on_unexpected(Request(scope), exc)
             await answer(scope, receive, send)
