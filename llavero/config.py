@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default=1.0,
         description="How often an instance reads the change feed of other instances (0 = off).",
     )
+    instance_heartbeat_seconds: float = Field(
+        default=5.0,
+        description="How often a process refreshes its row in the instance registry; one "
+        "silent for three intervals counts as gone.",
+    )
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
     )

@@ -1,7 +1,8 @@
 """The registry of running Llavero processes on one database, kept by heartbeats.
 
 Every serving process (a `llavero serve` worker, `llavero gateway`, the middleware in an app)
-writes a row with how it counts rate limits and refreshes it every `HEARTBEAT_SECONDS`. From
+writes a row with how it counts rate limits and refreshes it every
+`LLAVERO_INSTANCE_HEARTBEAT_SECONDS`. From
 the live rows each process knows whether several processes count limits on their own (the
 `memory` backend, or a shared backend that is down): then a limit multiplies by their number,
 and Llavero says so in the log, in `/metrics` and on the console's limits (docs/limits.md).
@@ -27,8 +28,7 @@ from llavero.clock import Clock
 from llavero.store import Database, tables
 
 log = logging.getLogger("llavero.instances")
-HEARTBEAT_SECONDS = 5.0
-STALE_SECONDS = 3 * HEARTBEAT_SECONDS
+STALE_HEARTBEATS = 3
 OWN_COUNTERS = "own"  # the `limiter` of a process whose shared backend is down
 
 
@@ -59,7 +59,7 @@ class Registry:
         clock: Clock,
         limiter_mode: Callable[[], str],
         *,
-        interval: float = HEARTBEAT_SECONDS,
+        interval: float,
         on_heartbeat: Callable[[], object] | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
@@ -67,6 +67,7 @@ class Registry:
         self._clock = clock
         self._mode = limiter_mode
         self._on_heartbeat = on_heartbeat
+        self._stale = timedelta(seconds=STALE_HEARTBEATS * interval)
         self._thread = Periodic("llavero-instances", interval, self.heartbeat, log)
         self._kind: str | None = None
         self.peers: list[Peer] = []
@@ -106,7 +107,7 @@ class Registry:
                 .where(tables.Instance.id == self.id)
                 .values(heartbeat_time=now, limiter=self._mode())
             )
-            stale = now - timedelta(seconds=STALE_SECONDS)
+            stale = now - self._stale
             session.execute(delete(tables.Instance).where(tables.Instance.heartbeat_time < stale))
             rows = session.execute(
                 select(

@@ -90,7 +90,11 @@ class Llavero:
         self._feed: ChangeFeed | None = None
         self._purger: Purger | None = None
         self.instances = Registry(
-            self.ctx.db, clock, self.limiter_mode, on_heartbeat=self._drop_ended_counters
+            self.ctx.db,
+            clock,
+            self.limiter_mode,
+            interval=self.settings.instance_heartbeat_seconds,
+            on_heartbeat=self._drop_ended_counters,
         )
 
     @property
