@@ -16,22 +16,41 @@ When the database fails, answers come from in-process counters, as with Redis (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import delete, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from llavero.limits import Check, Decision, MemoryLimiter, _decide, window_end
 from llavero.outage import Outage
-from llavero.store import Database, tables
+from llavero.store import Database
 
 log = logging.getLogger("llavero.limits")
-Counter = tables.RateCounter
 ENDED_KEPT_SECONDS = 60
 ATTEMPTS = 3
+# Plain SQL on the driver's connection: SQLAlchemy's statement building cost ten times the
+# database's own work here (a verify is a few primary-key statements). One spelling serves
+# SQLite and PostgreSQL; `?` becomes the driver's placeholder.
+BUMP = (
+    "INSERT INTO rate_counters (name, scope, window_end, count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (name, scope, window_end) DO UPDATE SET count = rate_counters.count + ? "
+    "WHERE rate_counters.count + ? <= ? RETURNING count"
+)
+ADD = (
+    "INSERT INTO rate_counters (name, scope, window_end, count) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (name, scope, window_end) DO UPDATE SET count = rate_counters.count + ?"
+)
+DROP = "DELETE FROM rate_counters WHERE window_end < ?"
+
+
+@cache
+def read_sql(count: int) -> str:
+    one = "(name = ? AND scope = ? AND window_end = ?)"
+    where = " OR ".join([one] * count)
+    return f"SELECT name, scope, window_end, count FROM rate_counters WHERE {where}"
 
 
 class Refused(Exception):
@@ -41,7 +60,9 @@ class Refused(Exception):
 class DatabaseLimiter:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
+        dialect = db.engine.dialect
+        self._qmark = dialect.paramstyle == "qmark"
+        self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         self._fallback = MemoryLimiter()
         self.outage = Outage("rate limit backend database", log)
 
@@ -52,7 +73,7 @@ class DatabaseLimiter:
             return self._fallback.hit(checks, now)
         try:
             decision = self._hit(checks, now)
-        except SQLAlchemyError as exc:
+        except self._errors as exc:
             self.outage.failed(exc)
             return self._fallback.hit(checks, now)
         self.outage.succeeded()
@@ -69,10 +90,11 @@ class DatabaseLimiter:
             self._fallback.add(spent, now)
             return
         try:
-            with self._db.transaction() as session:
-                for check in spent:
-                    self._bump(session, check, now, None)
-        except SQLAlchemyError as exc:
+            with self._transaction() as cursor:
+                for name, scope, _, amount in spent:
+                    end = window_end(name, now)
+                    cursor.execute(self._sql(ADD), (name, scope, end, amount, amount))
+        except self._errors as exc:
             self.outage.failed(exc)
             self._fallback.add(spent, now)
             return
@@ -82,9 +104,9 @@ class DatabaseLimiter:
         if not checks or not self.outage.may_try():
             return self._fallback.peek(checks, now)
         try:
-            with self._db.reading() as session:
-                used = self._read(session, checks, now)
-        except SQLAlchemyError as exc:
+            with self._transaction() as cursor:
+                used = self._read(cursor, checks, now)
+        except self._errors as exc:
             self.outage.failed(exc)
             return self._fallback.peek(checks, now)
         self.outage.succeeded()
@@ -95,71 +117,72 @@ class DatabaseLimiter:
 
     def drop_ended(self, now: float) -> int:
         """Remove counters whose window ended a while ago; returns how many."""
-        with self._db.transaction() as session:
-            result = session.execute(
-                delete(Counter).where(Counter.window_end < now - ENDED_KEPT_SECONDS)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+        with self._transaction() as cursor:
+            cursor.execute(self._sql(DROP), (int(now) - ENDED_KEPT_SECONDS,))
+            return max(0, int(cursor.rowcount))
 
     def _hit(self, checks: Sequence[Check], now: float) -> Decision:
         """Count, or find out why not. A refusal reads the counters again to answer; should a
         concurrent window change make them pass, the hit is simply tried again."""
         for _ in range(ATTEMPTS):
             try:
-                with self._db.transaction() as session:
-                    used = self._consume(session, checks, now)
+                with self._transaction() as cursor:
+                    used = self._consume(cursor, checks, now)
                 return _decide(checks, used, now, consume=True)
             except Refused:
                 pass
-            with self._db.reading() as session:
-                decision = _decide(checks, self._read(session, checks, now), now, consume=True)
+            with self._transaction() as cursor:
+                decision = _decide(checks, self._read(cursor, checks, now), now, consume=True)
             if not decision.allowed:
                 return decision
         return decision._replace(allowed=False, code="RATE_LIMITED")
 
-    def _consume(self, session: Session, checks: Sequence[Check], now: float) -> list[int]:
+    def _consume(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
         """Bump every spending counter (writes first), then read the zero-amount ones."""
         used: list[int | None] = [None] * len(checks)
-        for index, check in enumerate(checks):
-            if check.amount > check.limit:
+        bump = self._sql(BUMP)
+        for index, (name, scope, limit, amount) in enumerate(checks):
+            if amount > limit:
                 raise Refused
-            if check.amount > 0:
-                count = self._bump(session, check, now, check.limit)
-                if count is None:
+            if amount > 0:
+                cursor.execute(
+                    bump, (name, scope, window_end(name, now), amount, amount, amount, limit)
+                )
+                row = cursor.fetchone()
+                if row is None:
                     raise Refused
-                used[index] = count - check.amount
+                used[index] = int(row[0]) - amount
         rest = [(index, check) for index, check in enumerate(checks) if used[index] is None]
         if rest:
-            counts = self._read(session, [check for _, check in rest], now)
+            counts = self._read(cursor, [check for _, check in rest], now)
             for (index, check), count in zip(rest, counts, strict=True):
                 if count >= check.limit:
                     raise Refused
                 used[index] = count
         return [count or 0 for count in used]
 
-    def _bump(self, session: Session, check: Check, now: float, limit: int | None) -> int | None:
-        """The counter after adding `check.amount`, or None when that would pass `limit`."""
-        statement = self._insert(Counter).values(
-            name=check.name,
-            scope=check.scope,
-            window_end=window_end(check.name, now),
-            count=check.amount,
-        )
-        upsert = statement.on_conflict_do_update(
-            index_elements=[Counter.name, Counter.scope, Counter.window_end],
-            set_={"count": Counter.count + check.amount},
-            where=None if limit is None else Counter.count + check.amount <= limit,
-        ).returning(Counter.count)
-        count = session.execute(upsert).scalar()
-        return None if count is None else int(count)
-
-    @staticmethod
-    def _read(session: Session, checks: Sequence[Check], now: float) -> list[int]:
+    def _read(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
         ids = [(check.name, check.scope, window_end(check.name, now)) for check in checks]
-        rows = session.execute(
-            select(Counter.name, Counter.scope, Counter.window_end, Counter.count).where(
-                tuple_(Counter.name, Counter.scope, Counter.window_end).in_(ids)
-            )
-        ).all()
-        counts = {(name, scope, end): count for name, scope, end, count in rows}
-        return [int(counts.get(counter_id, 0)) for counter_id in ids]
+        cursor.execute(self._sql(read_sql(len(ids))), [part for id_ in ids for part in id_])
+        counts = {(name, scope, int(end)): int(count) for name, scope, end, count in cursor}
+        return [counts.get(counter_id, 0) for counter_id in ids]
+
+    def _sql(self, statement: str) -> str:
+        return statement if self._qmark else statement.replace("?", "%s")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A driver cursor in one transaction: committed if the block ends, else rolled back."""
+        connection = self._db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            connection.close()

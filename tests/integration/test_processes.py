@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ import pytest
 from llavero.config import Settings
 from llavero.limits import checks_for
 from llavero.service import Actor, Llavero
+from tests.conftest import require
 from tests.loopback import serve as serve_in_thread
 from tests.processes import Processes, alive, free_port, processes
 
@@ -234,3 +237,78 @@ def test_several_workers_with_memory_limits_are_refused(env: dict[str, str]) -> 
     assert refused.returncode == 1
     assert "--workers 2" in refused.stderr
     assert "use database or redis" in refused.stderr
+
+
+def redis_server(group: Processes, port: int) -> subprocess.Popen[bytes]:
+    """A Redis of this test only (never the machine's), without persistence."""
+    binary = shutil.which("redis-server")
+    require("redis-server", binary is not None)
+    argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = group.start(f"redis-{port}", [*argv, "--appendonly", "no"])
+    eventually(lambda: "Ready to accept connections" in process.text())
+    return process.popen
+
+
+def hammer(urls: list[tuple[str, dict[str, str], bytes | None]], seconds: float) -> int:
+    """Verifies from 8 threads for `seconds`; returns how many were answered."""
+    deadline = time.monotonic() + seconds
+
+    def worker(index: int) -> int:
+        url, headers, body = urls[index % len(urls)]
+        answered = 0
+        with httpx.Client(timeout=30) as client:
+            while time.monotonic() < deadline:
+                if body is None:
+                    client.get(url, headers=headers)
+                else:
+                    client.post(url, headers=headers, content=body)
+                answered += 1
+        return answered
+
+    with ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(worker, range(8)))
+
+
+def errors(base: str) -> float:
+    return metric(base, "llavero_rate_limit_backend_errors_total").get("", 0.0)
+
+
+def test_a_dead_redis_is_tried_once_per_back_off_and_its_outage_logged_in_three_lines(
+    group: Processes, env: dict[str, str]
+) -> None:
+    port = free_port()
+    redis = redis_server(group, port)
+    shared = {"LLAVERO_RATE_LIMIT_BACKEND": "redis", "LLAVERO_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    _, _, key = free_key(env)
+    llavero = service(env)
+    try:
+        token = llavero.tokens.create(Actor.system("test"), ["admin"]).token
+    finally:
+        llavero.close()
+    served = group.serve(env=shared)
+    verify = (
+        f"{served.base}/v1/keys:verify",
+        {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        b'{"key": "%s"}' % key.encode(),
+    )
+    forward = (f"{served.base}/v1/forward-auth", {"x-goog-api-key": key}, None)
+    assert hammer([verify, forward], 1) > 0
+    assert errors(served.base) == 0
+
+    redis.kill()
+    redis.wait(timeout=10)
+    hammer([verify, forward], 1)  # requests in flight when Redis died fail once each
+    eventually(lambda: "failed (ConnectionError)" in served.text())
+    before = errors(served.base)
+    answered = hammer([verify, forward], 11)  # two back-off intervals of 5 s, and a bit
+
+    assert answered > 100  # verify kept answering, from in-process counters
+    assert errors(served.base) - before <= 3  # one attempt per interval, not one per request
+    redis_server(group, port)
+    eventually(lambda: (hammer([verify], 0.5), "is back after" in served.text())[1])
+    text = served.text()
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if "rate limit backend Redis" in line]
+    assert len(lines) == 2, text  # it started, it ended (a summary comes once a minute)
+    assert all(LOG_LINE.match(line) for line in lines), lines
+    assert " INFO llavero.limits: " in lines[-1]
