@@ -84,7 +84,8 @@ COMPARISONS = (
         LLAVERO,
     ),  # fmt: skip
     Comparison(
-        "Redis limits: --workers 2 / one worker", "llavero_verify_redis_workers2",
+        "Redis limits: --workers 2 / one worker",
+        "llavero_verify_redis_workers2",
         "llavero_verify_redis",
     ),  # fmt: skip
 )

@@ -336,7 +336,9 @@ class RedisLimiter:
         )
         self._new_async_client = async_client
         # redis.asyncio connections belong to the event loop that opened them.
-        self._async: tuple[asyncio.AbstractEventLoop, AsyncScript] | None = None
+        self._async: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis, AsyncScript] | None = (
+            None
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
@@ -380,7 +382,13 @@ class RedisLimiter:
     def close(self) -> None:
         self._client.close()
         self._fallback.close()
-        self._async = None
+
+    async def aclose(self) -> None:
+        """Close the event loop's connections (at the app's shutdown, in that loop)."""
+        if self._async is not None:
+            _, client, _ = self._async
+            self._async = None
+            await client.aclose()
 
     def key_for(self, check: Check, now: float) -> str:
         return f"{self._prefix}{check.name}:{check.scope}:{window_end(check.name, now)}"
@@ -428,8 +436,9 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             assert self._new_async_client is not None
-            self._async = (loop, self._new_async_client().register_script(_LUA))
-        return self._async[1]
+            client = self._new_async_client()
+            self._async = (loop, client, client.register_script(_LUA))
+        return self._async[2]
 
 
 def _describe(client: redis.Redis) -> str:

@@ -62,7 +62,10 @@ class DatabaseLimiter:
         self._db = db
         dialect = db.engine.dialect
         self._qmark = dialect.paramstyle == "qmark"
-        self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
+        self._errors: tuple[type[BaseException], ...] = (
+            SQLAlchemyError,
+            dialect.loaded_dbapi.Error,
+        )
         self._fallback = MemoryLimiter()
         self.outage = Outage("rate limit backend database", log)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -60,20 +61,28 @@ class JsonFormatter(logging.Formatter):
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
 
+def text_formatter() -> logging.Formatter:
+    """`2026-08-01 12:00:00,123 INFO llavero.limits: ...`, the time in UTC."""
+    formatter = logging.Formatter(TEXT_FORMAT)
+    formatter.converter = time.gmtime
+    return formatter
+
+
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Llavero's own loggers on stderr at `LLAVERO_LOG_LEVEL`, whatever the server did to the
     root logger (granian leaves it without a handler, so INFO lines vanished and warnings came
     out bare). Idempotent; `llavero.*` records do not also reach the root's handlers."""
     if log_format not in LOG_FORMATS:
-        raise ValueError(
-            f"LLAVERO_LOG_FORMAT: unknown format {log_format!r}; use one of {', '.join(LOG_FORMATS)}"
-        )
+        choices = ", ".join(LOG_FORMATS)
+        raise ValueError(f"LLAVERO_LOG_FORMAT: unknown format {log_format!r}; use one of {choices}")
     logger = logging.getLogger(LLAVERO_LOGGER)
     for handler in [h for h in logger.handlers if getattr(h, "llavero", False)]:
         logger.removeHandler(handler)
     handler = logging.StreamHandler()
     handler.llavero = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
     logger.addHandler(handler)
     logger.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
     logger.propagate = False

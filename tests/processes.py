@@ -68,7 +68,10 @@ class Processes:
     started: list[Process] = field(default_factory=list)
 
     def start(
-        self, name: str, argv: list[str], ready: Callable[[Process], bool] | None = None,
+        self,
+        name: str,
+        argv: list[str],
+        ready: Callable[[Process], bool] | None = None,
         env: dict[str, str] | None = None,
     ) -> Process:
         output = self.tmp / f"{name}.out"

@@ -482,7 +482,7 @@ def test_no_key_reaches_a_log_line(
         assert not [line for line in server_lines if secret in line]
 
 
-def test_only_a_key_cache_miss_or_a_shared_limiter_sends_verify_to_a_thread(
+def test_only_a_key_cache_miss_or_the_database_limiter_sends_verify_to_a_thread(
     llavero: Llavero, admin: Actor, settings: Settings
 ) -> None:
     _, key = new_key(llavero, admin)
@@ -494,7 +494,7 @@ def test_only_a_key_cache_miss_or_a_shared_limiter_sends_verify_to_a_thread(
         assert may_block(key)  # not cached yet: verify reads the database
         local.verifier.verify(VerifyRequest(key))
         assert not may_block(key)
-        assert service_may_block(remote) is always_blocks
+        assert service_may_block(remote)(key)  # Redis is awaited, but this one is not cached
         assert service_may_block(llavero) is always_blocks  # the database limiter
     finally:
         local.close()

@@ -65,7 +65,9 @@ def hit_many(url: str, hits: int) -> int:
     db = Database(url)
     try:
         limiter = DatabaseLimiter(db)
-        return sum(limiter.hit([Check("rpm", "p:race", 100, 1)], T0 + 1).allowed for _ in range(hits))
+        return sum(
+            limiter.hit([Check("rpm", "p:race", 100, 1)], T0 + 1).allowed for _ in range(hits)
+        )
     finally:
         db.dispose()
 

@@ -13,8 +13,8 @@ from llavero.cache import KeyCache
 from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
-from llavero.keys import KeyHasher
 from llavero.instances import OWN_COUNTERS, Registry
+from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
 from llavero.limits_db import DatabaseLimiter
 from llavero.plans import load_plans

@@ -59,7 +59,9 @@ def upstream() -> Iterator[str]:
 
 
 def service(env: dict[str, str]) -> Llavero:
-    return Llavero(Settings(**{name.removeprefix("LLAVERO_").lower(): v for name, v in env.items()}))
+    return Llavero(
+        Settings(**{name.removeprefix("LLAVERO_").lower(): v for name, v in env.items()})
+    )
 
 
 def free_key(env: dict[str, str]) -> tuple[str, str, str]:
@@ -278,7 +280,10 @@ def test_a_dead_redis_is_tried_once_per_back_off_and_its_outage_logged_in_three_
 ) -> None:
     port = free_port()
     redis = redis_server(group, port)
-    shared = {"LLAVERO_RATE_LIMIT_BACKEND": "redis", "LLAVERO_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    shared = {
+        "LLAVERO_RATE_LIMIT_BACKEND": "redis",
+        "LLAVERO_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+    }
     _, _, key = free_key(env)
     llavero = service(env)
     try:
