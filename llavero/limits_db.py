@@ -138,7 +138,7 @@ class DatabaseLimiter:
                 decision = _decide(checks, self._read(cursor, checks, now), now, consume=True)
             if not decision.allowed:
                 return decision
-        return decision._replace(allowed=False, code="RATE_LIMITED")
+        return decision._replace(allowed=False, code="RATE_LIMITED", retry_after=1)
 
     def _consume(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
         """Bump every spending counter (writes first), then read the zero-amount ones."""

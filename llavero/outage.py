@@ -39,7 +39,6 @@ class Outage:
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
-        self._probing = False
         self._last_summary = 0.0
         self._fallbacks = 0
         self._failures = 0
@@ -59,10 +58,11 @@ class Outage:
             if self._down_since is None:
                 return True
             now = self._monotonic()
-            if self._probing or now < self._retry_at:
+            if now < self._retry_at:
                 self._fallbacks += 1
                 return False
-            self._probing = True
+            # This caller probes; the next probe is due an interval later even if this one
+            # never reports back (a cancelled request).
             self._retry_at = now + self._backoff
             return True
 
@@ -70,7 +70,6 @@ class Outage:
         RATE_LIMIT_BACKEND_ERRORS.inc()
         with self._lock:
             now = self._monotonic()
-            self._probing = False
             self._retry_at = now + self._backoff
             self._failures += 1
             self._fallbacks += 1
@@ -102,7 +101,6 @@ class Outage:
             lasted = self._monotonic() - self._down_since
             fallbacks = self._fallbacks
             self._down_since = None
-            self._probing = False
             self._fallbacks = self._failures = 0
         self._log.info(
             "%s is back after %.0f s (%d answers came from in-process counters); "
