@@ -16,12 +16,13 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from llavero.background import Periodic
 from llavero.clock import Clock
@@ -70,6 +71,7 @@ class Registry:
         self._stale = timedelta(seconds=STALE_HEARTBEATS * interval)
         self._thread = Periodic("llavero-instances", interval, self.heartbeat, log)
         self._kind: str | None = None
+        self._started = clock.now()
         self.peers: list[Peer] = []
         self._warned = False
 
@@ -78,37 +80,37 @@ class Registry:
         return self._kind is not None
 
     def start(self, kind: str) -> None:
+        """Join (idempotent). A database without the registry's table yet (before `llavero db
+        upgrade`) costs a warning, not the app: the heartbeat joins once the table exists."""
         if self._kind is not None:
             return
         self._kind = kind
-        now = self._clock.now()
-        with self._db.transaction() as session:
-            session.add(
-                tables.Instance(
-                    id=self.id,
-                    kind=kind,
-                    host=socket.gethostname()[:255],
-                    pid=os.getpid(),
-                    limiter=self._mode(),
-                    start_time=now,
-                    heartbeat_time=now,
-                )
+        self._started = self._clock.now()
+        try:
+            self.heartbeat()
+        except SQLAlchemyError as exc:
+            log.warning(
+                "instance registry unavailable (%s); run `llavero db upgrade`", type(exc).__name__
             )
-        self.heartbeat()
         self._thread.start()
         REGISTRY_SOURCES.current = self
 
     def heartbeat(self) -> None:
-        """Refresh this row, forget processes gone silent, and read the live ones."""
+        """Refresh this row (written again if others dropped it while this process stalled),
+        forget processes gone silent, and read the live ones."""
         now = self._clock.now()
+        mode = self._mode()
         with self._db.transaction() as session:
-            session.execute(
+            refreshed = session.execute(
                 update(tables.Instance)
                 .where(tables.Instance.id == self.id)
-                .values(heartbeat_time=now, limiter=self._mode())
+                .values(heartbeat_time=now, limiter=mode)
             )
+            if not getattr(refreshed, "rowcount", 0):
+                session.add(self._row(now, mode))
             stale = now - self._stale
             session.execute(delete(tables.Instance).where(tables.Instance.heartbeat_time < stale))
+            session.flush()
             rows = session.execute(
                 select(
                     tables.Instance.kind,
@@ -121,6 +123,17 @@ class Registry:
         self._report()
         if self._on_heartbeat is not None:
             self._on_heartbeat()
+
+    def _row(self, now: datetime, mode: str) -> tables.Instance:
+        return tables.Instance(
+            id=self.id,
+            kind=self._kind or "unknown",
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            limiter=mode,
+            start_time=self._started,
+            heartbeat_time=now,
+        )
 
     def stop(self) -> None:
         self._thread.stop()

@@ -250,3 +250,34 @@ def test_a_service_reports_its_limiter_and_falls_to_own_counters(settings: Setti
         assert llavero.limiter_mode() == OWN_COUNTERS
     finally:
         llavero.close()
+
+
+def test_a_stalled_process_dropped_by_others_joins_again(
+    llavero: Llavero, clock: FrozenClock
+) -> None:
+    stalled = Registry(llavero.db, clock, lambda: "database", interval=1)
+    other = Registry(llavero.db, clock, lambda: "database", interval=1)
+    stalled.start("gateway")
+    other.start("serve")
+    clock.advance(seconds=4)
+    other.heartbeat()  # drops the stalled one
+    assert [peer.kind for peer in other.peers] == ["serve"]
+
+    stalled.heartbeat()
+
+    assert sorted(peer.kind for peer in stalled.peers) == ["gateway", "serve"]
+    stalled.stop()
+    other.stop()
+
+
+def test_a_database_without_the_registry_table_costs_a_warning(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'not-migrated.sqlite3'}")
+    registry = Registry(db, clock, lambda: "database", interval=0)
+
+    with caplog.at_level(logging.WARNING, logger="llavero.instances"):
+        registry.start("middleware")
+
+    assert "run `llavero db upgrade`" in caplog.text
+    db.dispose()
