@@ -252,8 +252,7 @@ def subdir(workdir: Path, name: str) -> Path:
 
 @contextmanager
 def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
-    """`llavero serve` (granian) with the rate limits counted in Redis (one round trip each,
-    awaited in the event loop)."""
+    """`llavero serve` (granian), rate limits in Redis (one round trip, awaited in the loop)."""
     workdir = subdir(workdir, "redis")
     with llavero_backend(workdir, redis_env(workdir)) as target:
         yield target
@@ -269,8 +268,9 @@ def llavero_verify_redis_workers2(workdir: Path) -> Iterator[Target]:
 
 @contextmanager
 def llavero_verify_database(workdir: Path) -> Iterator[Target]:
-    """`llavero serve` with the default backend: counters in the (SQLite) database, one write
-    transaction per verify, shared by every process on the database."""
+    """`llavero serve` with the default limiter: counters in the SQLite database (one write).
+
+    One write transaction per verify, shared by every process on the database."""
     workdir = subdir(workdir, "database")
     env = {**llavero_env(workdir), "LLAVERO_RATE_LIMIT_BACKEND": "database"}
     with llavero_backend(workdir, env) as target:
