@@ -78,6 +78,16 @@ COMPARISONS = (
     Comparison(
         "rate limits in Redis / in memory (llavero serve)", "llavero_verify_redis", LLAVERO
     ),  # fmt: skip
+    Comparison(
+        "rate limits in the database / in memory (llavero serve)",
+        "llavero_verify_database",
+        LLAVERO,
+    ),  # fmt: skip
+    Comparison(
+        "Redis limits: --workers 2 / one worker",
+        "llavero_verify_redis_workers2",
+        "llavero_verify_redis",
+    ),  # fmt: skip
 )
 
 

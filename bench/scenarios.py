@@ -159,6 +159,9 @@ def llavero_env(workdir: Path) -> dict[str, str]:
         "LLAVERO_DATABASE_URL": f"sqlite:///{workdir / 'llavero.sqlite3'}",
         "LLAVERO_PLANS_FILE": str(plans),
         "LLAVERO_LOG_LEVEL": "warning",
+        # The figure against peers is one process counting in memory; the shared backends
+        # (database, the default, and Redis) have scenarios of their own.
+        "LLAVERO_RATE_LIMIT_BACKEND": "memory",
     }
 
 
@@ -215,9 +218,7 @@ def llavero_verify_uvicorn(workdir: Path) -> Iterator[Target]:
 REDIS_URL = os.environ.get("LLAVERO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-@contextmanager
-def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
-    """`llavero serve` (granian) with the rate limits counted in Redis (one round trip each)."""
+def redis_env(workdir: Path) -> dict[str, str]:
     require("redis", "redis client not installed")
     import redis
 
@@ -225,17 +226,55 @@ def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except (redis.RedisError, OSError) as exc:
         raise Skipped(f"no Redis at {REDIS_URL} ({type(exc).__name__})") from None
-    workdir = workdir / "redis"
-    workdir.mkdir()
-    env = {
+    return {
         **llavero_env(workdir),
         "LLAVERO_RATE_LIMIT_BACKEND": "redis",
         "LLAVERO_REDIS_URL": REDIS_URL,
     }
+
+
+@contextmanager
+def llavero_backend(workdir: Path, env: dict[str, str], *extra: str) -> Iterator[Target]:
+    """`llavero serve` (granian) on the database of `env`, with `extra` arguments to serve."""
+    require("llavero.cli", "llavero not installed")
     token, key = llavero_credentials(env)
     port = free_port()
-    with serve(llavero_serve(port, env), port, workdir / "llavero.log", env) as url:
+    argv = [*llavero_serve(port, env), *extra]
+    with serve(argv, port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
+
+
+def subdir(workdir: Path, name: str) -> Path:
+    path = workdir / name
+    path.mkdir()
+    return path
+
+
+@contextmanager
+def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
+    """`llavero serve` (granian), rate limits in Redis (one round trip, awaited in the loop)."""
+    workdir = subdir(workdir, "redis")
+    with llavero_backend(workdir, redis_env(workdir)) as target:
+        yield target
+
+
+@contextmanager
+def llavero_verify_redis_workers2(workdir: Path) -> Iterator[Target]:
+    """The same with `--workers 2`: two granian workers sharing the counters in Redis."""
+    workdir = subdir(workdir, "redis2")
+    with llavero_backend(workdir, redis_env(workdir), "--workers", "2") as target:
+        yield target
+
+
+@contextmanager
+def llavero_verify_database(workdir: Path) -> Iterator[Target]:
+    """`llavero serve` with the default limiter: counters in the SQLite database (one write).
+
+    One write transaction per verify, shared by every process on the database."""
+    workdir = subdir(workdir, "database")
+    env = {**llavero_env(workdir), "LLAVERO_RATE_LIMIT_BACKEND": "database"}
+    with llavero_backend(workdir, env) as target:
+        yield target
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -245,6 +284,8 @@ SCENARIOS: dict[str, Scenario] = {
     "llavero_verify_http": llavero_verify_http,
     "llavero_verify_uvicorn": llavero_verify_uvicorn,
     "llavero_verify_redis": llavero_verify_redis,
+    "llavero_verify_redis_workers2": llavero_verify_redis_workers2,
+    "llavero_verify_database": llavero_verify_database,
     "drf_api_key": drf_api_key,
     "fastapi_keygate": fastapi_keygate,
     "plain_sqlalchemy": plain_sqlalchemy,

@@ -7,12 +7,35 @@ made here by a factory rather than handed over as an object; any ASGI server can
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
+import signal
+import sys
+
 from starlette.types import ASGIApp
 
 from llavero import redaction
 from llavero.api import create_app
 from llavero.config import Settings
+from llavero.logs import configure_logging
 from llavero.service import Llavero
+
+SERVE_PID_ENV = "LLAVERO_SERVE_PID"  # set by `llavero serve` for its workers
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """A worker of `llavero serve` ends when serve does, even on `kill -9`: otherwise it keeps
+    serving with its own counters, and a second serve starts on the same port (granian binds
+    with SO_REUSEPORT). Linux only; elsewhere the worker relies on granian's own shutdown."""
+    parent = os.environ.get(SERVE_PID_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(parent):  # serve died before the call above: follow it now
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serving_app() -> ASGIApp:
@@ -22,5 +45,12 @@ def serving_app() -> ASGIApp:
     `LLAVERO_TRUSTED_PROXIES` only (`llavero.proxy_trust`, docs/security.md). Every log line
     of the worker goes through the key redaction (`llavero.redaction`).
     """
+    die_with_parent()
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
     redaction.install()
-    return create_app(Llavero(Settings()), background=True)
+    app = create_app(Llavero(settings), background=True)
+    logging.getLogger("llavero.serve").info(
+        "worker %d ready; rate limits counted in %s", os.getpid(), settings.rate_limit_backend
+    )
+    return app

@@ -1,5 +1,9 @@
 """The periodic jobs of a serving instance (change feed, usage flush, purge) share one shape:
-a daemon thread that runs a job every few seconds and survives the job's failures."""
+a daemon thread that runs a job every few seconds and survives the job's failures.
+
+A job failing for a while (the database restarting) logs its first failure with the traceback,
+a summary once a minute while it goes on, and one line when the job works again: not a
+traceback every interval."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+SUMMARY_SECONDS = 60.0
 
 
 class Periodic:
@@ -42,6 +48,8 @@ class Periodic:
             self._thread = None
 
     def _run(self) -> None:
+        failing_since: float | None = None
+        last_line = 0.0
         due = time.monotonic() + self._interval
         while True:
             # at a fixed rate: the job's own duration does not stretch the interval
@@ -54,5 +62,23 @@ class Periodic:
                 due = max(due + self._interval, now)
             try:
                 self._job()
-            except Exception:  # the database may be restarting: keep the thread, try again
-                self._log.exception("%s failed; retrying in %s s", self._name, self._interval)
+            except Exception as exc:  # the database may be restarting: keep the thread, try again
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = last_line = now
+                    self._log.exception(
+                        "%s failed; retrying every %s s", self._name, self._interval
+                    )
+                elif now - last_line >= SUMMARY_SECONDS:
+                    last_line = now
+                    self._log.warning(
+                        "%s still failing after %.0f s (%s)",
+                        self._name,
+                        now - failing_since,
+                        type(exc).__name__,
+                    )
+                continue
+            if failing_since is not None:
+                lasted = time.monotonic() - failing_since
+                self._log.info("%s works again after %.0f s", self._name, lasted)
+                failing_since = None

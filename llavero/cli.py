@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -201,6 +202,12 @@ def serve(
     admin_email: Annotated[
         str, typer.Option(help="Email of the first admin, on an empty database.")
     ] = "admin@localhost",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes (more than 1 needs the database or redis limiter)."
+        ),
+    ] = 1,
 ) -> None:
     """Serve the console and the API; migrate the database first."""
     from granian import Granian
@@ -208,10 +215,17 @@ def serve(
     from granian.log import LogLevels
 
     from llavero import redaction
+    from llavero.asgi import SERVE_PID_ENV
 
     # Before anything logs: granian's workers are forked from this process and keep it.
     redaction.install()
     with service(db) as llavero:
+        if workers > 1 and llavero.settings.rate_limit_backend == "memory":
+            _fail(
+                f"--workers {workers}: with LLAVERO_RATE_LIMIT_BACKEND=memory each worker would "
+                "count limits on its own and allow a full limit; use database or redis"
+            )
+        _fail_if_taken(host, port)
         llavero.upgrade()
         base = llavero.settings.public_url or f"http://{host}:{port}"
         first = llavero.bootstrap(admin_email)
@@ -232,6 +246,7 @@ def serve(
         # forked: hand it the database, and no pooled connection of this process.
         if db:
             os.environ["LLAVERO_DATABASE_URL"] = db
+        os.environ[SERVE_PID_ENV] = str(os.getpid())  # the workers end with this process
         llavero.db.dispose()
         level = LogLevels.__members__.get(llavero.settings.log_level.lower(), LogLevels.info)
         Granian(
@@ -242,11 +257,26 @@ def serve(
             interface=Interfaces.ASGI,
             http=HTTPModes.http1,
             websockets=False,
+            workers=workers,
             log_level=level,
             # granian's access line has the path without its query string: no `?key=` or
             # `?token=` can reach it (docs/security.md).
             log_access=level in (LogLevels.debug, LogLevels.info),
         ).serve()
+
+
+def _fail_if_taken(host: str, port: int) -> None:
+    """A clear error when something listens on the port already. granian binds with
+    SO_REUSEPORT, so a second `llavero serve` would otherwise start and share the port with the
+    first: two processes, each counting limits apart. This probe sets no SO_REUSEPORT, so it
+    fails on any socket bound there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            _fail(f"cannot listen on {host}:{port}: {error.strerror} (is Llavero already running?)")
 
 
 @app.command()
@@ -274,16 +304,18 @@ def gateway(
     import uvicorn
 
     from llavero import gateway as gateway_module
-    from llavero.logs import install_access_log_filter
+    from llavero.logs import configure_logging, install_access_log_filter
 
     with service(db) as llavero:
+        configure_logging(llavero.settings.log_level, llavero.settings.log_format)
+        _fail_if_taken(host, port)
         proxy = gateway_module.from_settings(
             llavero, upstream, key_env=upstream_key_env, key_header=upstream_key_header
         )
         out.print(f"Gateway at http://{host}:{port} in front of {upstream}", markup=False)
         install_access_log_filter()
         uvicorn.run(
-            proxy.app(lifespans=[llavero.start]),
+            proxy.app(lifespans=[lambda: llavero.start("gateway")]),
             host=host,
             port=port,
             log_level=llavero.settings.log_level,

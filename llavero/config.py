@@ -50,7 +50,11 @@ class Settings(BaseSettings):
     database_pool_timeout_seconds: float = Field(
         default=3.0, gt=0, description="Longest wait for a free connection of the pool."
     )
-    rate_limit_backend: str = Field(default="memory", description="`memory` or `redis`.")
+    rate_limit_backend: str = Field(
+        default="database",
+        description="Where rate-limit counters live: `database` (shared by every process on the "
+        "database), `redis` (shared, fastest) or `memory` (this process only).",
+    )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for limits.")
     usage_flush_seconds: float = Field(default=1.0, description="How often usage is written.")
     usage_retention_minute_days: int = Field(default=2, description="Keep minute buckets.")
@@ -91,6 +95,11 @@ class Settings(BaseSettings):
     change_poll_seconds: float = Field(
         default=1.0,
         description="How often an instance reads the change feed of other instances (0 = off).",
+    )
+    instance_heartbeat_seconds: float = Field(
+        default=5.0,
+        description="How often a process refreshes its row in the instance registry; one "
+        "silent for three intervals counts as gone.",
     )
     secure_cookies: bool | None = Field(
         default=None, description="Force the Secure cookie flag (default: when served over HTTPS)."
@@ -162,6 +171,12 @@ class Settings(BaseSettings):
         default=None,
         description="Path or URL of GitHub's secret scanning public keys (JSON): "
         "POST /v1/secret-scanning/github is refused while unset (docs/leaks.md).",
+    )
+
+    log_format: str = Field(
+        default="text",
+        description="Llavero's own log lines: `text` (time, level, logger, message) or `json` "
+        "(one object a line).",
     )
 
     @property

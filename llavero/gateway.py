@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -42,7 +42,7 @@ from llavero import credentials, http_verdicts, keys, upstream_path
 from llavero.cache import KeyRecord
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.http_verdicts import Refusal, Verifies
-from llavero.limits import MemoryLimiter
+from llavero.limits import MemoryLimiter, RedisLimiter
 from llavero.proxy_trust import ProxyTrust, joined_headers
 from llavero.service import Llavero
 from llavero.verify import VerifyRequest, VerifyResult
@@ -89,6 +89,8 @@ BODILESS: Final = frozenset({*range(100, 200), 204, 304})
 UnitsCounter = Callable[[str, int], None]
 # Whether verifying (or counting units) for this key may wait on I/O: then a worker thread does.
 MayBlock = Callable[[str], bool]
+# Verify in the event loop, awaiting the limiter's I/O (Redis) rather than blocking on it.
+AsyncVerify = Callable[[VerifyRequest], Awaitable[VerifyResult]]
 
 
 class UnitsScanner:
@@ -144,8 +146,10 @@ class Gateway:
         count_units: UnitsCounter | None = None,
         environment: str | None = None,
         may_block: MayBlock | None = None,
+        averify: AsyncVerify | None = None,
     ) -> None:
         self.verifier = verifier
+        self.averify = averify
         self.upstream = upstream
         self.trust = trust or ProxyTrust()
         self.count_units = count_units
@@ -215,6 +219,8 @@ class Gateway:
         try:
             if self.may_block(key):
                 result = await anyio.to_thread.run_sync(self.verifier.verify, request_to_verify)
+            elif self.averify is not None:
+                result = await self.averify(request_to_verify)
             else:
                 result = self.verifier.verify(request_to_verify)
         except Exception as exc:  # the store is down: say so, and never pass unverified
@@ -306,7 +312,8 @@ class Gateway:
         if self.count_units is None:
             return
         try:
-            if self.may_block(key):
+            # With `averify` the limiter does I/O: its sync calls never run in the event loop.
+            if self.may_block(key) or self.averify is not None:
                 await anyio.to_thread.run_sync(self.count_units, key, units)
             else:
                 self.count_units(key, units)
@@ -390,9 +397,10 @@ def always_blocks(key: str) -> bool:
 
 def service_may_block(llavero: Llavero) -> MayBlock:
     """Whether verifying or counting for `key` may wait on I/O in this service: on a key-cache
-    miss (a database read) or with the Redis limiter. Everything else is a few dict operations,
-    far cheaper than the hop to a worker thread, so it runs in the event loop."""
-    if not isinstance(llavero.limiter, MemoryLimiter):
+    miss (a database read) or with the database limiter (a transaction). Everything else is a
+    few dict operations or an awaited Redis call (`Verifier.averify`), far cheaper than the hop
+    to a worker thread, so it runs in the event loop."""
+    if not isinstance(llavero.limiter, MemoryLimiter | RedisLimiter):
         return always_blocks
     cache, digest = llavero.ctx.cache, llavero.ctx.hasher.hash
     return lambda key: cache.get(digest(key)) is None
@@ -477,4 +485,6 @@ def from_settings(
         count_units=unit_counter(llavero),
         environment=settings.gateway_environment,
         may_block=service_may_block(llavero),
+        # Only Redis has I/O worth awaiting; memory answers at once, the database in a thread.
+        averify=llavero.verifier.averify if isinstance(llavero.limiter, RedisLimiter) else None,
     )

@@ -16,22 +16,30 @@ and, for Redis, one Lua script that reads and bumps all counters of a request in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
 
+import anyio.to_thread
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
 from llavero import text
 from llavero.config import Settings
 from llavero.errors import InvalidArgument
-from llavero.metrics import RATE_LIMIT_BACKEND_ERRORS
+from llavero.outage import BACKOFF_SECONDS, Outage
 from llavero.plans import LIMIT_NAMES, MAX_LIMIT, Plan
+
+if TYPE_CHECKING:
+    from llavero.store import Database
 
 logger = logging.getLogger("llavero.limits")
 
@@ -69,6 +77,9 @@ class Decision(NamedTuple):
 class Limiter(Protocol):
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         """Consume every check if all pass, otherwise none (atomic)."""
+
+    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
+        """`hit` for the event loop: awaits I/O instead of blocking on it."""
 
     def add(self, checks: Sequence[Check], now: float) -> None:
         """Consume unconditionally: units learned after the answer (usage:report)."""
@@ -209,6 +220,9 @@ class MemoryLimiter:
                 self._consume(checks, now)
         return decision
 
+    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
+        return self.hit(checks, now)  # no I/O: a few dict operations under a lock
+
     def add(self, checks: Sequence[Check], now: float) -> None:
         with self._lock:
             self._consume(checks, now)
@@ -287,16 +301,18 @@ return used
 TTL_MARGIN_SECONDS = 60
 CONNECT_TIMEOUT_SECONDS = 0.2
 READ_TIMEOUT_SECONDS = 0.2
-BACKOFF_SECONDS = 5.0
-WARNING_INTERVAL_SECONDS = 30.0
+AsyncClientFactory = Callable[[], "redis.asyncio.Redis"]
 
 
 class RedisLimiter:
     """Counters shared by every instance, one round trip per call.
 
-    When Redis fails, answers come from an in-process MemoryLimiter (so verify keeps serving,
-    with per-instance limits) and Redis is tried again after `backoff_seconds`. Counts made
-    during the outage stay in the process; they are not copied to Redis afterwards.
+    The event loop awaits its calls (`ahit`, on `redis.asyncio`), so a verify with Redis needs
+    no worker thread; the sync calls serve the CLI, the threadpool and WSGI apps. When Redis
+    fails, answers come from an in-process MemoryLimiter (so verify keeps serving, with
+    per-instance limits) and one caller per `backoff_seconds` tries Redis again
+    (`llavero.outage`). Counts made during the outage stay in the process; they are not copied
+    to Redis afterwards.
     """
 
     def __init__(
@@ -306,31 +322,50 @@ class RedisLimiter:
         prefix: str = "llavero:rl:",
         backoff_seconds: float = BACKOFF_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        async_client: AsyncClientFactory | None = None,
     ) -> None:
         self._client = client
         self._script = client.register_script(_LUA)
         self._prefix = prefix
-        self._backoff = backoff_seconds
-        self._monotonic = monotonic
         self._fallback = MemoryLimiter()
-        self._where = _describe(client)
-        self._state_lock = threading.Lock()
-        self._retry_at: float | None = None
-        self._last_warning: float | None = None
+        where = _describe(client)
+        self.outage = Outage(
+            f"rate limit backend Redis at {where}",
+            logger,
+            backoff_seconds=backoff_seconds,
+            monotonic=monotonic,
+        )
+        self._new_async_client = async_client
+        # redis.asyncio connections belong to the event loop that opened them.
+        self._async: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis, AsyncScript] | None = (
+            None
+        )
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
         """Short timeouts and no client retries: a dead Redis must not stall verify."""
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=READ_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(client, **kwargs)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": READ_TIMEOUT_SECONDS,
+        }
+        client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+
+        def async_client() -> redis.asyncio.Redis:
+            return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options)
+
+        return cls(client, async_client=async_client, **kwargs)
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         used = self._run("hit", checks, now)
+        if used is None:
+            return self._fallback.hit(checks, now)
+        return _decide(checks, used, now, consume=True)
+
+    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
+        """`hit`, awaited in the running event loop."""
+        if self._new_async_client is None:
+            return await anyio.to_thread.run_sync(self.hit, checks, now)
+        used = await self._arun("hit", checks, now)
         if used is None:
             return self._fallback.hit(checks, now)
         return _decide(checks, used, now, consume=True)
@@ -349,55 +384,62 @@ class RedisLimiter:
         self._client.close()
         self._fallback.close()
 
+    async def aclose(self) -> None:
+        """Close the event loop's connections (at the app's shutdown, in that loop)."""
+        if self._async is not None:
+            _, client, _ = self._async
+            self._async = None
+            await client.aclose()
+
     def key_for(self, check: Check, now: float) -> str:
         return f"{self._prefix}{check.name}:{check.scope}:{window_end(check.name, now)}"
+
+    def _script_args(
+        self, mode: Mode, checks: Sequence[Check], now: float
+    ) -> tuple[list[str], list[str | int]]:
+        args: list[str | int] = [mode]
+        for check in checks:
+            ttl = math.ceil(window_end(check.name, now) - now) + TTL_MARGIN_SECONDS
+            args += [check.limit, check.amount, ttl]
+        return [self.key_for(check, now) for check in checks], args
 
     def _run(self, mode: Mode, checks: Sequence[Check], now: float) -> list[int] | None:
         """The counters before the call, or None when Redis is failing (use the fallback)."""
         if not checks:
             return []
-        retry_at = self._retry_at
-        if retry_at is not None and self._monotonic() < retry_at:
+        if not self.outage.may_try():
             return None
-        args: list[str | int] = [mode]
-        for check in checks:
-            ttl = math.ceil(window_end(check.name, now) - now) + TTL_MARGIN_SECONDS
-            args += [check.limit, check.amount, ttl]
-        keys = [self.key_for(check, now) for check in checks]
+        keys, args = self._script_args(mode, checks, now)
         try:
             used = cast(list[int], self._script(keys=keys, args=args, client=self._client))
         except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
+            self.outage.failed(exc)
             return None
-        if retry_at is not None:
-            self._recovered()
+        self.outage.succeeded()
         return [int(count) for count in used]
 
-    def _failed(self, exc: BaseException) -> None:
-        RATE_LIMIT_BACKEND_ERRORS.inc()
-        with self._state_lock:
-            now = self._monotonic()
-            self._retry_at = now + self._backoff
-            if (
-                self._last_warning is not None
-                and now - self._last_warning < WARNING_INTERVAL_SECONDS
-            ):
-                return
-            self._last_warning = now
-        logger.warning(
-            "rate limit backend Redis at %s failed (%s); using in-process counters, "
-            "retrying in %.0f s",
-            self._where,
-            type(exc).__name__,
-            self._backoff,
-        )
+    async def _arun(self, mode: Mode, checks: Sequence[Check], now: float) -> list[int] | None:
+        if not checks:
+            return []
+        if not self.outage.may_try():
+            return None
+        keys, args = self._script_args(mode, checks, now)
+        try:
+            script = self._async_script()
+            used = cast(list[int], await script(keys=keys, args=args))
+        except (redis.RedisError, OSError) as exc:
+            self.outage.failed(exc)
+            return None
+        self.outage.succeeded()
+        return [int(count) for count in used]
 
-    def _recovered(self) -> None:
-        with self._state_lock:
-            if self._retry_at is None:
-                return
-            self._retry_at = None
-        logger.info("rate limit backend Redis at %s is back; shared counters resume", self._where)
+    def _async_script(self) -> AsyncScript:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            assert self._new_async_client is not None
+            client = self._new_async_client()
+            self._async = (loop, client, client.register_script(_LUA))
+        return self._async[2]
 
 
 def _describe(client: redis.Redis) -> str:
@@ -408,12 +450,22 @@ def _describe(client: redis.Redis) -> str:
     return f"{options.get('host', '?')}:{options.get('port', '?')}/{options.get('db', 0)}"
 
 
-def create_limiter(settings: Settings) -> Limiter:
-    if settings.rate_limit_backend == "memory":
+BACKENDS = ("database", "redis", "memory")
+
+
+def create_limiter(settings: Settings, db: Database | None = None) -> Limiter:
+    """The limiter `LLAVERO_RATE_LIMIT_BACKEND` names; `database` needs the service's `db`."""
+    backend = settings.rate_limit_backend
+    if backend == "memory":
         return MemoryLimiter()
-    if settings.rate_limit_backend == "redis":
+    if backend == "redis":
         return RedisLimiter.from_url(settings.redis_url)
+    if backend == "database":
+        from llavero.limits_db import DatabaseLimiter  # it builds on this module
+
+        if db is None:
+            raise ValueError("LLAVERO_RATE_LIMIT_BACKEND=database needs the service's database")
+        return DatabaseLimiter(db)
     raise ValueError(
-        f"LLAVERO_RATE_LIMIT_BACKEND: unknown backend {settings.rate_limit_backend!r}; "
-        "use 'memory' or 'redis'"
+        f"LLAVERO_RATE_LIMIT_BACKEND: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}"
     )

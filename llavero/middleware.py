@@ -49,6 +49,7 @@ class KeyGate:
         trusted_proxies: Iterable[str] | None = None,
     ) -> None:
         self.verifier = llavero.verifier
+        llavero.register("middleware")  # the registry then sees this app's process count too
         self.service = service
         self.environment = environment
         self.public_paths = frozenset(public_paths)

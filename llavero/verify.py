@@ -8,15 +8,15 @@ database). Readable top to bottom on purpose: `Verifier.verify` is the whole dec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select, union_all
 
 from llavero import keys
 from llavero.cache import MISSING, KeyRecord, Missing
-from llavero.limits import Limiter, checks_for, limit_dicts
+from llavero.limits import Check, Decision, Limiter, checks_for, limit_dicts
 from llavero.plans import Plan, plan_for_billing
 from llavero.restrictions import RequestContext, compile_restrictions
 from llavero.store import tables
@@ -121,6 +121,15 @@ def state_code(record: KeyRecord, now: float) -> str | None:
     return None
 
 
+class Judged(NamedTuple):
+    """A matched key on its way to the limiter."""
+
+    record: KeyRecord
+    now: float
+    code: str | None
+    checks: Sequence[Check]
+
+
 class Verifier:
     def __init__(
         self,
@@ -140,6 +149,24 @@ class Verifier:
         self._meter = meter
 
     def verify(self, request: VerifyRequest) -> VerifyResult:
+        judged = self._judge(request)
+        if isinstance(judged, VerifyResult):
+            return judged
+        decision = self._limiter.hit(judged.checks, judged.now) if judged.checks else None
+        return self._answer(request, judged, decision)
+
+    async def averify(self, request: VerifyRequest) -> VerifyResult:
+        """`verify` for the event loop, for a key whose record is cached: the limiter's I/O
+        (Redis) is awaited, not run in a worker thread. An uncached key reads the database."""
+        judged = self._judge(request)
+        if isinstance(judged, VerifyResult):
+            return judged
+        decision = await self._limiter.ahit(judged.checks, judged.now) if judged.checks else None
+        return self._answer(request, judged, decision)
+
+    def _judge(self, request: VerifyRequest) -> VerifyResult | Judged:
+        """Everything up to the limits: the final answer when no key matched, else the key's
+        record, the time, the refusal code if any, and the checks to count (none if refused)."""
         # Only hashes of well-formed keys are ever cached, so a cache hit skips the checksum
         # (a tenth of a cached verify); the length check keeps junk of any size from the hash.
         key = request.key
@@ -152,16 +179,19 @@ class Verifier:
             return self._unmatched(NOT_FOUND)
         now = self._time()
         code = self.refusal(record, request, now)
+        if code is not None:
+            return Judged(record, now, code, ())
+        checks = checks_for(
+            self._plans[record.plan], record.limits, record.project_id, record.key_id, request.cost
+        )
+        return Judged(record, now, None, checks)
+
+    def _answer(
+        self, request: VerifyRequest, judged: Judged, decision: Decision | None
+    ) -> VerifyResult:
+        record, now, code, _ = judged
         limits: dict[str, dict[str, int]] = {}
-        if code is None:
-            checks = checks_for(
-                self._plans[record.plan],
-                record.limits,
-                record.project_id,
-                record.key_id,
-                request.cost,
-            )
-            decision = self._limiter.hit(checks, now)
+        if decision is not None:
             code = decision.code
             limits = limit_dicts(decision.limits)
         result = VerifyResult(

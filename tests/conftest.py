@@ -3,6 +3,7 @@ CI=true an unreachable PostgreSQL, Redis or Chromium fails the run instead of sk
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -97,6 +98,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@pytest.fixture(autouse=True)
+def llavero_logger() -> Iterator[logging.Logger]:
+    """Llavero's logger as each test found it: a test that builds the serving app (which
+    configures it, `llavero.logs.configure_logging`) must not hide records from caplog later."""
+    logger = logging.getLogger("llavero")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture

@@ -48,3 +48,27 @@ def test_wake_runs_the_job_now_rather_than_after_the_interval() -> None:
         assert ran.wait(10), "woken, the job did not run"
     finally:
         periodic.stop()
+
+
+def test_a_job_failing_for_a_while_logs_one_traceback_and_a_line_when_it_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[int] = []
+    recovered = threading.Event()
+
+    def job() -> None:
+        runs.append(len(runs))
+        if len(runs) <= 20:
+            raise RuntimeError("database restarting")
+        recovered.set()
+
+    periodic = Periodic("flaky-job", 0.005, job, log)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        periodic.start()
+        assert recovered.wait(10), "the job never ran again"
+        periodic.stop()
+
+    lines = [record for record in caplog.records if record.name == log.name]
+    assert [record.levelname for record in lines] == ["ERROR", "INFO"]
+    assert lines[0].exc_info is not None  # the first failure, with its traceback
+    assert "flaky-job works again after" in lines[1].getMessage()

@@ -301,6 +301,8 @@ def usage_context(**overrides: Any) -> dict[str, Any]:
         "plan": "Free",
         "billing_url": "/app/billing?project=gemini-api",
         "free_plan": True,
+        "counted_apart": 2,
+        "processes": 3,
     }
     context.update(overrides)
     return context

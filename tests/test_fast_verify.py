@@ -239,7 +239,11 @@ def test_an_unexpected_error_is_a_spec_500(
     def broken(request: object) -> None:
         raise RuntimeError("limiter exploded")
 
+    async def abroken(request: object) -> None:
+        broken(request)
+
     monkeypatch.setattr(llavero.verifier, "verify", broken)
+    monkeypatch.setattr(llavero.verifier, "averify", abroken)
     fast = TestClient(VerifyFastPath(route, llavero))
     answer = post(fast, verify_token, b'{"key": "%s"}' % key.encode())
     assert answer.status_code == 500

@@ -482,19 +482,22 @@ def test_no_key_reaches_a_log_line(
         assert not [line for line in server_lines if secret in line]
 
 
-def test_only_a_key_cache_miss_or_a_remote_limiter_sends_verify_to_a_thread(
+def test_only_a_key_cache_miss_or_the_database_limiter_sends_verify_to_a_thread(
     llavero: Llavero, admin: Actor, settings: Settings
 ) -> None:
     _, key = new_key(llavero, admin)
-    may_block = service_may_block(llavero)
-    assert may_block(key)  # not cached yet: verify reads the database
-    llavero.verifier.verify(VerifyRequest(key))
-    assert not may_block(key)
+    local = Llavero(settings.model_copy(update={"rate_limit_backend": "memory"}))
     redis = {"rate_limit_backend": "redis", "redis_url": "redis://127.0.0.1:1/0"}
     remote = Llavero(settings.model_copy(update=redis))  # never connects: nothing is verified
     try:
-        assert service_may_block(remote) is always_blocks
+        may_block = service_may_block(local)
+        assert may_block(key)  # not cached yet: verify reads the database
+        local.verifier.verify(VerifyRequest(key))
+        assert not may_block(key)
+        assert service_may_block(remote)(key)  # Redis is awaited, but this one is not cached
+        assert service_may_block(llavero) is always_blocks  # the database limiter
     finally:
+        local.close()
         remote.close()
 
 

@@ -271,7 +271,7 @@ def test_normalize_key_limits_uses_the_given_field_name() -> None:
 
 
 def test_create_limiter_picks_the_backend(tmp_path: Path) -> None:
-    memory = create_limiter(Settings(data_dir=tmp_path))
+    memory = create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="memory"))
     shared = create_limiter(
         Settings(data_dir=tmp_path, rate_limit_backend="redis", redis_url="redis://127.0.0.1:1/0")
     )

@@ -87,6 +87,9 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
         try:
             yield
         finally:
+            aclose = getattr(llavero.limiter, "aclose", None)
+            if aclose is not None:  # Redis connections of this event loop
+                await aclose()
             if background:
                 llavero.close()
                 gc.unfreeze()  # an app served in a longer-lived process (tests) lets go

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import anyio
-import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,11 +28,10 @@ from llavero.api.verify import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, Verify
 from llavero.console.security import HEADERS as SECURITY_HEADERS
 from llavero.limits import MemoryLimiter
 from llavero.service import Llavero
-from llavero.verify import VerifyRequest, VerifyResult
+from llavero.verify import VerifyRequest
 
 VERIFY_PATH: Final = "/v1/keys:verify"
 VERIFY_SCOPE: Final = "keys:verify"
-VERIFY_THREADS: Final = 40  # as many as the shared threadpool, for cached verifies only
 MAX_FAST_BODY: Final = 16 * 1024  # a verify body is ~100 bytes; bigger ones take the route
 TEXT_FIELDS: Final = frozenset(VerifyBody.model_fields) - {"key", "cost"}
 # Same headers, same order as the route's answer after `NoStore` and `SecurityHeaders`.
@@ -49,20 +46,19 @@ class VerifyFastPath:
     """Answers cached verifies without the framework; passes everything else on unchanged.
 
     `inline` verifies in the event loop when the limiter is this process's memory (no I/O at
-    all on a cached key); with Redis each verify is a network round trip, so it runs in a
-    thread and a slow Redis cannot stall every other request. Those threads have a capacity of
-    their own, not the shared threadpool's: calls stuck on a hung database fill that one, and
-    a cached verify must not wait behind them (docs/security.md, "A hung or dead database").
+    all on a cached key). Otherwise the verify is awaited (`Verifier.averify`): the Redis round
+    trip on `redis.asyncio`, so a slow Redis stalls no other request; the database limiter's
+    transaction in a worker thread.
     """
 
     def __init__(self, app: ASGIApp, llavero: Llavero) -> None:
         self.app = app
         self._tokens = llavero.tokens
         self._verify = llavero.verifier.verify
+        self._averify = llavero.verifier.averify
         self._cache = llavero.ctx.cache
         self._hash = llavero.ctx.hasher.hash
         self._inline = isinstance(llavero.limiter, MemoryLimiter)
-        self._threads: anyio.CapacityLimiter | None = None  # made in the event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != VERIFY_PATH or scope["method"] != "POST":
@@ -77,7 +73,7 @@ class VerifyFastPath:
             if self._inline:
                 result = self._verify(request)
             else:
-                result = await self._in_thread(request)
+                result = await self._averify(request)
         except Exception as exc:  # in front of FastAPI: its 500 handler is not around us
             answer = await errors.on_unexpected(Request(scope), exc)
             await answer(scope, receive, send)
@@ -86,11 +82,6 @@ class VerifyFastPath:
         headers = [(b"content-length", str(len(payload)).encode()), *_START_HEADERS]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-    async def _in_thread(self, request: VerifyRequest) -> VerifyResult:
-        if self._threads is None:
-            self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
-        return await anyio.to_thread.run_sync(self._verify, request, limiter=self._threads)
 
     def _fast_request(self, scope: Scope, body: bytes) -> VerifyRequest | None:
         """The request to verify here and now, or None to leave it to the route."""

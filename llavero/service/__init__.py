@@ -16,8 +16,10 @@ from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
 from llavero.delivery import Dispatcher
 from llavero.errors import AlreadyExists
+from llavero.instances import OWN_COUNTERS, Registry
 from llavero.keys import KeyHasher
 from llavero.limits import create_limiter
+from llavero.limits_db import DatabaseLimiter
 from llavero.plans import load_plans
 from llavero.secret_scanning import SignatureChecker
 from llavero.service.alerts import Alerts
@@ -107,7 +109,7 @@ class Llavero:
         )
         self.audit = Audit(self.ctx)
         self.plans = PlanCatalog(load_plans(self.settings))
-        self.limiter = create_limiter(self.settings)
+        self.limiter = create_limiter(self.settings, self.ctx.db)
         self.billing = Billing(self.ctx, self.plans)
         self.usage_meter = UsageMeter(self.ctx)
         self.usage = Usage(self.ctx)
@@ -123,6 +125,13 @@ class Llavero:
         )
         self._feed: ChangeFeed | None = None
         self._purger: Purger | None = None
+        self.instances = Registry(
+            self.ctx.db,
+            clock,
+            self.limiter_mode,
+            interval=self.settings.instance_heartbeat_seconds,
+            on_heartbeat=self._drop_ended_counters,
+        )
 
     @property
     def db(self) -> Database:
@@ -131,11 +140,28 @@ class Llavero:
     def upgrade(self) -> None:
         self.ctx.db.upgrade()
 
-    def start(self) -> None:
-        """Background work of a serving instance: the change feed from other instances, the
-        purge of keys deleted more than 30 days ago and of sign-in counts a day old (now, then
-        every hour), the usage flusher, the delivery of queued events and the check for
-        expiring keys and quota thresholds."""
+    def limiter_mode(self) -> str:
+        """How this process counts limits now, for the instance registry."""
+        outage = getattr(self.limiter, "outage", None)
+        if outage is not None and outage.down:
+            return OWN_COUNTERS
+        return self.settings.rate_limit_backend
+
+    def register(self, kind: str) -> None:
+        """Join the instance registry (idempotent): other processes then know how this one
+        counts limits, and it knows how they do."""
+        self.instances.start(kind)
+
+    def _drop_ended_counters(self) -> None:
+        if isinstance(self.limiter, DatabaseLimiter):
+            self.limiter.drop_ended(self.ctx.clock.time())
+
+    def start(self, kind: str = "serve") -> None:
+        """Background work of a serving instance: the instance registry, the change feed from
+        other instances, the purge of keys deleted more than 30 days ago and of sign-in counts
+        a day old (now, then every hour), the usage flusher, the delivery of queued events and
+        the check for expiring keys and quota thresholds."""
+        self.register(kind)
         self._feed = ChangeFeed(self.ctx.db, self._apply_change, self.settings.change_poll_seconds)
         self._feed.start()
         self._purger = Purger(self.purge)
@@ -145,6 +171,7 @@ class Llavero:
         self._alert_checks.start()
 
     def close(self) -> None:
+        self.instances.stop()
         if self._feed is not None:
             self._feed.stop()
         if self._purger is not None:

@@ -328,3 +328,31 @@ class AlertMark(Base):
     moment: Mapped[str] = mapped_column(String(64), primary_key=True)
     window: Mapped[str] = mapped_column(String(64), primary_key=True)
     time: Mapped[datetime]
+
+
+class RateCounter(Base):
+    """One rate-limit counter of the `database` backend: a limit, a scope (`p:<project>` or
+    `k:<key>`) and the end of its window (epoch seconds), shared by every process on the
+    database (docs/limits.md)."""
+
+    __tablename__ = "rate_counters"
+    name: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(48), primary_key=True)
+    window_end: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_rate_counters_end", "window_end"),)
+
+
+class Instance(Base):
+    """A running Llavero process (serve worker, gateway, middleware), with its heartbeat: how
+    Llavero knows that several processes count limits on their own (docs/limits.md)."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    limiter: Mapped[str] = mapped_column(String(16))
+    start_time: Mapped[datetime]
+    heartbeat_time: Mapped[datetime] = mapped_column(index=True)

@@ -15,6 +15,7 @@ from marking import mark_translations, untranslated
 
 from llavero import models
 from llavero.api import create_app
+from llavero.instances import Registry
 from llavero.service import Actor, Llavero
 from llavero.verify import VerifyRequest
 
@@ -246,3 +247,21 @@ def test_every_visible_string_goes_through_gettext(
     for params in ({"key": used.key.id}, {"project": used.key.project}, {}):
         page = console.get("/app/usage", params=params)
         assert untranslated(page.text, data) == []
+
+
+def test_processes_counting_apart_are_named_on_the_limits(
+    console: TestClient, llavero: Llavero, used: models.CreatedKey
+) -> None:
+    """Another process on the database counting in its own memory: the limits say so."""
+    page = console.get("/app/usage", params={"key": used.key.id})
+    assert "count these limits on their own" not in page.text
+
+    other = Registry(llavero.db, llavero.ctx.clock, lambda: "memory", interval=0)
+    other.start("gateway")
+    llavero.register("serve")
+    try:
+        page = console.get("/app/usage", params={"key": used.key.id, "hl": "es_419"})
+    finally:
+        other.stop()
+
+    assert "1 de los 2 procesos de Llavero en esta base de datos cuentan" in page.text

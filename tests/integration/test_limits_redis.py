@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -224,3 +225,47 @@ def test_an_unreachable_redis_falls_back_to_memory_and_retries_later(
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
     assert "hunter2" not in caplog.text
+
+
+@pytest.mark.redis
+def test_ahit_counts_in_redis_from_the_event_loop(redis_url: str, prefix: str) -> None:
+    limiter = RedisLimiter.from_url(redis_url, prefix=prefix)
+    checks = [Check("rpm", "p:async", 3, 1)]
+
+    async def burst() -> list[bool]:
+        answers = await asyncio.gather(*(limiter.ahit(checks, T0 + 1) for _ in range(5)))
+        await limiter.aclose()
+        return [answer.allowed for answer in answers]
+
+    try:
+        allowed = asyncio.run(burst())
+        seen = limiter.peek(checks, T0 + 1)  # the sync client sees what the async one counted
+    finally:
+        limiter.close()
+
+    assert sorted(allowed) == [False, False, True, True, True]
+    assert seen.limits["rpm"].remaining == 0
+
+
+def test_a_dead_redis_is_tried_by_one_caller_per_interval_in_the_event_loop() -> None:
+    clock = [1_000.0]
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    limiter = RedisLimiter.from_url(url, backoff_seconds=5, monotonic=lambda: clock[0])
+    checks = [Check("rpm", "p:dead", 100, 1)]
+    before = errors_count()
+
+    async def wave() -> None:
+        await asyncio.gather(*(limiter.ahit(checks, T0) for _ in range(50)))
+        await limiter.aclose()
+
+    asyncio.run(wave())  # the first failure opens the outage; the rest of the wave may race it
+    first_wave = errors_count() - before
+    asyncio.run(wave())
+    during_backoff = errors_count() - before - first_wave
+    clock[0] += 5
+    asyncio.run(wave())
+    after_backoff = errors_count() - before - first_wave - during_backoff
+    limiter.close()
+
+    assert during_backoff == 0
+    assert after_backoff == 1

@@ -108,7 +108,12 @@ def test_a_500_of_the_verify_fast_path_carries_every_header(
         def broken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("a bug")
 
+        async def abroken(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+        # in the event loop (memory limiter) or awaited (database and Redis limiters)
         monkeypatch.setattr(fast_path(client.app), "_verify", broken)
+        monkeypatch.setattr(fast_path(client.app), "_averify", abroken)
         response = client.post("/v1/keys:verify", json={"key": key}, headers=headers)
     assert response.status_code == 500
     assert_security_headers(response)

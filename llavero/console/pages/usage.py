@@ -24,6 +24,7 @@ from llavero.console import charts, i18n, web
 from llavero.console.pages import billing
 from llavero.console.plans import plan_display_name
 from llavero.errors import LlaveroError
+from llavero.instances import counting_apart
 from llavero.plans import LIMIT_NAMES
 from llavero.service.usage import UsageSeries, floor_time
 from llavero.usage import GRANULARITIES
@@ -93,6 +94,8 @@ def usage_page(current: web.SignedInPage) -> HTMLResponse:
         plan=plan_display_name(current.llavero, usage.project.plan),
         billing_url="/app/billing?" + urlencode({"project": usage.project.id}),
         free_plan=usage.project.plan == "free",
+        counted_apart=len(counting_apart(current.llavero.instances.peers)),
+        processes=len(current.llavero.instances.peers),
     )
 
 

@@ -4,7 +4,7 @@
 `leak_policy` says what happens then: `revoke` (soft delete, the default), `disable` or `notify`.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005l
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005l"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

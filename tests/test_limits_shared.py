@@ -1,0 +1,283 @@
+"""Limits shared across processes: the database backend, the single-flight outage state, the
+instance registry, and the log lines an operator reads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from llavero.clock import FrozenClock
+from llavero.config import Settings
+from llavero.instances import OWN_COUNTERS, Peer, Registry, counting_apart
+from llavero.limits import Check, checks_for
+from llavero.limits_db import DatabaseLimiter
+from llavero.logs import configure_logging
+from llavero.outage import Outage
+from llavero.plans import Plan
+from llavero.service import Llavero
+from llavero.store import Database
+
+T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
+PLAN = Plan("p", "P", rpm=3, upm=100)
+
+
+def test_the_database_limiter_is_all_or_nothing(any_llavero: Llavero) -> None:
+    limiter = DatabaseLimiter(any_llavero.db)
+    checks = checks_for(PLAN, {"rpm": 5}, "proj", "key-a", 40)
+
+    answers = [limiter.hit(checks, T0 + i) for i in range(4)]
+
+    assert [a.allowed for a in answers] == [True, True, False, False]  # 3 × 40 > upm 100
+    assert answers[2].code == "RATE_LIMITED"
+    assert answers[1].limits["upm"].remaining == 20
+    seen = limiter.peek(checks_for(PLAN, {"rpm": 5}, "proj", "key-a", 0), T0 + 5)
+    assert (seen.limits["rpm"].remaining, seen.limits["upm"].remaining) == (1, 20)
+
+
+def test_the_database_limiter_adds_reports_and_refuses_a_spent_quota(any_llavero: Llavero) -> None:
+    limiter = DatabaseLimiter(any_llavero.db)
+    limiter.add([Check("upm", "p:proj", 100, 150)], T0)
+
+    refused = limiter.hit(checks_for(PLAN, {}, "proj", "key-a", 0), T0 + 1)
+    next_minute = limiter.hit(checks_for(PLAN, {}, "proj", "key-a", 0), T0 + 60)
+
+    assert (refused.allowed, refused.code) == (False, "RATE_LIMITED")
+    assert next_minute.allowed
+    assert limiter.drop_ended(T0 + 61) == 0  # a window that just ended is kept a minute
+    assert limiter.drop_ended(T0 + 120 + 61) == 2  # the reported units and the next request
+
+
+def test_a_cost_above_the_limit_counts_nothing(any_llavero: Llavero) -> None:
+    limiter = DatabaseLimiter(any_llavero.db)
+
+    assert not limiter.hit(checks_for(PLAN, {}, "proj", "key-a", 101), T0).allowed
+    assert limiter.peek(checks_for(PLAN, {}, "proj", "key-a", 0), T0).limits["rpm"].remaining == 3
+
+
+def hit_many(url: str, hits: int) -> int:
+    """One process of the race, with its own engine, like one server instance."""
+    db = Database(url)
+    try:
+        limiter = DatabaseLimiter(db)
+        return sum(
+            limiter.hit([Check("rpm", "p:race", 100, 1)], T0 + 1).allowed for _ in range(hits)
+        )
+    finally:
+        db.dispose()
+
+
+def test_several_processes_on_one_database_allow_exactly_the_limit(
+    any_llavero: Llavero,
+) -> None:
+    url = any_llavero.settings.sqlalchemy_url
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        allowed = pool.starmap(hit_many, [(url, 50)] * 4)
+
+    assert sum(allowed) == 100
+
+
+def test_threads_race_for_the_last_units_and_never_pass_the_limit(llavero: Llavero) -> None:
+    limiter = DatabaseLimiter(llavero.db)
+    results: list[bool] = []
+
+    def hit() -> None:
+        for _ in range(10):
+            results.append(limiter.hit([Check("rpm", "p:t", 25, 1)], T0).allowed)
+
+    threads = [threading.Thread(target=hit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results.count(True) == 25
+
+
+def test_a_failing_database_falls_back_to_memory(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}")  # no rate_counters table
+    limiter = DatabaseLimiter(db)
+    checks = [Check("rpm", "p:x", 2, 1)]
+
+    answers = [limiter.hit(checks, T0).allowed for _ in range(3)]
+
+    assert answers == [True, True, False]
+    assert limiter.outage.down
+    db.dispose()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def errors() -> float:
+    return REGISTRY.get_sample_value("llavero_rate_limit_backend_errors_total") or 0.0
+
+
+def test_while_down_one_caller_per_interval_tries_and_the_rest_fall_back() -> None:
+    clock = Clock()
+    outage = Outage("backend", logging.getLogger("llavero.test"), monotonic=clock)
+    assert outage.may_try()
+    outage.failed(ConnectionError())
+
+    during = [outage.may_try() for _ in range(50)]
+    clock.now += 5
+    probe = outage.may_try()
+    others_while_probing = [outage.may_try() for _ in range(50)]
+    outage.failed(ConnectionError())
+    clock.now += 5
+    second_probe = outage.may_try()
+    outage.succeeded()
+
+    assert not any(during)
+    assert probe and second_probe
+    assert not any(others_while_probing)
+    assert not outage.down and outage.may_try()
+
+
+def test_an_outage_logs_a_start_a_summary_a_minute_and_an_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    outage = Outage("rate limit backend X", logging.getLogger("llavero.test"), monotonic=clock)
+    before = errors()
+
+    with caplog.at_level(logging.INFO, logger="llavero.test"):
+        for _ in range(30):  # a failed probe every 5 s for 150 s
+            if outage.may_try():
+                outage.failed(TimeoutError())
+            clock.now += 5
+        outage.may_try()
+        outage.succeeded()
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 4, messages  # start, summaries at 60 s and 120 s, end
+    assert messages[0].startswith("rate limit backend X failed (TimeoutError)")
+    assert "still down after 60 s" in messages[1]
+    assert messages[3].startswith("rate limit backend X is back after 150 s")
+    assert errors() - before == 30
+
+
+def test_counting_apart_needs_several_processes_and_one_counting_alone() -> None:
+    shared = Peer("serve", "h", 1, "database")
+    alone = Peer("gateway", "h", 2, "memory")
+    fallen = Peer("middleware", "h", 3, OWN_COUNTERS)
+
+    assert counting_apart([alone]) == []
+    assert counting_apart([shared, Peer("serve", "h", 4, "redis")]) == []
+    assert counting_apart([shared, alone, fallen]) == [alone, fallen]
+
+
+def test_the_registry_sees_processes_that_count_apart_and_forgets_silent_ones(
+    llavero: Llavero, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = Registry(llavero.db, clock, lambda: "memory", interval=0)
+    second = Registry(llavero.db, clock, lambda: "memory", interval=0)
+
+    with caplog.at_level(logging.INFO, logger="llavero.instances"):
+        first.start("serve")
+        second.start("gateway")
+        first.heartbeat()
+        assert [peer.kind for peer in counting_apart(first.peers)] == ["serve", "gateway"]
+        second.stop()
+        first.heartbeat()
+
+    assert counting_apart(first.peers) == []
+    # Each process says so once (here both live in this test), and the one left says it ended.
+    assert [record.levelname for record in caplog.records] == ["WARNING", "WARNING", "INFO"]
+    assert "2 Llavero processes" in caplog.records[0].getMessage()
+    assert "one place again" in caplog.records[2].getMessage()
+    first.stop()
+
+
+def test_a_process_gone_silent_leaves_the_registry(llavero: Llavero, clock: FrozenClock) -> None:
+    gone = Registry(llavero.db, clock, lambda: "memory", interval=1)
+    gone.start("serve")  # and never beats again
+    gone._thread.stop()
+    live = Registry(llavero.db, clock, lambda: "database", interval=1)
+    live.start("serve")
+    assert len(live.peers) == 2
+
+    clock.advance(seconds=4)
+    live.heartbeat()
+
+    assert live.peers == [Peer("serve", live.peers[0].host, live.peers[0].pid, "database")]
+    live.stop()
+
+
+def test_text_lines_carry_time_level_and_logger(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
+    logging.getLogger("llavero.test").info("hello %s", "there")
+    logging.getLogger("llavero.test").debug("not at info")
+
+    line = capsys.readouterr().err.strip()
+    assert line.endswith(" INFO llavero.test: hello there")
+    assert len(line.splitlines()) == 1
+
+
+def test_json_lines_are_one_object_each(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("warning", "json")
+    logging.getLogger("llavero.test").warning("careful")
+    logging.getLogger("llavero.test").info("not at warning")
+
+    entry = json.loads(capsys.readouterr().err)
+    assert entry["level"] == "WARNING"
+    assert entry["logger"] == "llavero.test"
+    assert entry["message"] == "careful"
+    assert entry["time"].endswith("+00:00")
+
+
+def test_an_unknown_log_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="LLAVERO_LOG_FORMAT: unknown format 'xml'"):
+        configure_logging("info", "xml")
+
+
+def test_a_service_reports_its_limiter_and_falls_to_own_counters(settings: Settings) -> None:
+    llavero = Llavero(settings)
+    try:
+        assert llavero.limiter_mode() == "database"
+        assert isinstance(llavero.limiter, DatabaseLimiter)
+        llavero.limiter.outage.failed(ConnectionError())
+        assert llavero.limiter_mode() == OWN_COUNTERS
+    finally:
+        llavero.close()
+
+
+def test_a_stalled_process_dropped_by_others_joins_again(
+    llavero: Llavero, clock: FrozenClock
+) -> None:
+    stalled = Registry(llavero.db, clock, lambda: "database", interval=1)
+    other = Registry(llavero.db, clock, lambda: "database", interval=1)
+    stalled.start("gateway")
+    other.start("serve")
+    clock.advance(seconds=4)
+    other.heartbeat()  # drops the stalled one
+    assert [peer.kind for peer in other.peers] == ["serve"]
+
+    stalled.heartbeat()
+
+    assert sorted(peer.kind for peer in stalled.peers) == ["gateway", "serve"]
+    stalled.stop()
+    other.stop()
+
+
+def test_a_database_without_the_registry_table_costs_a_warning(
+    tmp_path: Path, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'not-migrated.sqlite3'}")
+    registry = Registry(db, clock, lambda: "database", interval=0)
+
+    with caplog.at_level(logging.WARNING, logger="llavero.instances"):
+        registry.start("middleware")
+
+    assert "run `llavero db upgrade`" in caplog.text
+    db.dispose()
