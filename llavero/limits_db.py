@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +29,7 @@ from llavero.outage import Outage
 from llavero.store import Database
 
 log = logging.getLogger("llavero.limits")
+VERIFY_THREADS: Final = 40  # as many as the shared threadpool, for verifies only
 ENDED_KEPT_SECONDS = 60
 ATTEMPTS = 3
 # Plain SQL on the driver's connection: SQLAlchemy's statement building cost ten times the
@@ -68,12 +69,29 @@ class DatabaseLimiter:
         )
         self._fallback = MemoryLimiter()
         self.outage = Outage("rate limit backend database", log)
+        self._threads: anyio.CapacityLimiter | None = None
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         if not checks:
             return _decide(checks, [], now, consume=True)
         if not self.outage.may_try():
             return self._fallback.hit(checks, now)
+        return self._attempt(checks, now)
+
+    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
+        """`hit` from the event loop. While the database is down, from memory, in the loop;
+        otherwise in threads of this limiter's own: API calls stuck on a hung database fill the
+        shared threadpool, and a cached verify must not queue behind them (docs/security.md,
+        "A hung or dead database")."""
+        if not checks:
+            return _decide(checks, [], now, consume=True)
+        if not self.outage.may_try():
+            return self._fallback.hit(checks, now)
+        if self._threads is None:  # made in the running event loop
+            self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
+        return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
+
+    def _attempt(self, checks: Sequence[Check], now: float) -> Decision:
         try:
             decision = self._hit(checks, now)
         except self._errors as exc:
@@ -81,9 +99,6 @@ class DatabaseLimiter:
             return self._fallback.hit(checks, now)
         self.outage.succeeded()
         return decision
-
-    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
-        return await anyio.to_thread.run_sync(self.hit, checks, now)
 
     def add(self, checks: Sequence[Check], now: float) -> None:
         spent = [check for check in checks if check.amount > 0]

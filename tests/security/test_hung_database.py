@@ -25,7 +25,7 @@ from tests.conftest import make_service
 from tests.loopback import serve
 from tests.security.tcp_proxy import HangingProxy, hanging_proxy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = pytest.mark.postgres
 STUCK_CALLS = 50
 GUARD_SECONDS = 60.0  # a client gives up only long after every configured timeout
 
@@ -37,18 +37,21 @@ def proxy(postgres_schema: str) -> Iterator[HangingProxy]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis), "database"])
 def service(
-    proxy: HangingProxy, postgres_schema: str, redis_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, proxy: HangingProxy, postgres_schema: str, tmp_path: Path
 ) -> Iterator[Llavero]:
+    """With the Redis limiter, and with the default one that counts in the hung database."""
     proxied = make_url(postgres_schema).set(host="127.0.0.1", port=proxy.port)
+    backend = {"rate_limit_backend": request.param}
+    if request.param == "redis":
+        backend["redis_url"] = request.getfixturevalue("redis_url")
     settings = Settings(
         data_dir=tmp_path,
         database_url=proxied.render_as_string(hide_password=False),
         secret_key="hung-database-secret-0123456789",
         change_poll_seconds=0,
-        rate_limit_backend="redis",
-        redis_url=redis_url,
+        **backend,
         database_connect_timeout_seconds=2,
         database_statement_timeout_seconds=1,
         database_pool_timeout_seconds=1,
