@@ -334,9 +334,11 @@ def test_a_missing_option_is_one_line(run: Run) -> None:
 
 
 def test_db_upgrade(run: Run, tmp_path: Path) -> None:
-    assert "up to date" in ok(run("db", "upgrade")).stdout
+    first = ok(run("db", "upgrade")).stdout
+    assert first.startswith("database upgraded from an empty database to revision "), first
+    assert "up to date" not in first
     assert (tmp_path / "cli.sqlite3").exists()
-    assert "up to date" in ok(run("db", "upgrade")).stdout
+    assert ok(run("db", "upgrade")).stdout.startswith("database is up to date (revision ")
 
 
 def test_db_option_overrides_the_environment(run: Run, tmp_path: Path) -> None:
@@ -463,3 +465,12 @@ def test_serve_prints_the_first_run_credentials_that_work(served: tuple[str, Pat
         assert verdict.json()["code"] == "VALID"
     refused = httpx.get(f"{base}/v1/projects", timeout=10)
     assert refused.status_code == 401
+
+
+def test_users_create_without_a_terminal_says_to_pipe_the_password(run: Run) -> None:
+    result = run("users", "create", "--email", "ed@example.com", "--admin", input="")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == ""  # the prompt's last character goes to stdout, nothing else
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: password: no terminal") and "--password-stdin" in line
+    assert as_json(run("users", "list", "--json")) == []
