@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +18,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from llavero.cli import app
+from tests.loopback import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "llavero"
@@ -399,13 +398,6 @@ def test_console_script_entry_point(cli_env: dict[str, str]) -> None:
     assert failed.stderr.strip().splitlines() == [failed.stderr.strip()]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """`llavero serve` on a fresh SQLite file; yields its base URL and the file it prints to."""
@@ -429,20 +421,6 @@ def served(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=15)
-
-
-def wait_until_serving(server: subprocess.Popen[bytes], base: str, output: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"llavero serve exited with {server.returncode}:\n{output.read_text()}")
-        try:
-            if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llavero serve did not answer within 60 s:\n{output.read_text()}")
 
 
 def test_serve_prints_the_first_run_credentials_that_work(served: tuple[str, Path]) -> None:

@@ -25,7 +25,7 @@ from llavero.api import create_app
 from llavero.config import Settings
 from llavero.service import Actor, Llavero
 from tests.conftest import require
-from tests.loopback import serve
+from tests.loopback import free_port, serve
 
 pytestmark = pytest.mark.nginx
 
@@ -44,13 +44,6 @@ async def echo(request: Request) -> JSONResponse:
     return JSONResponse(
         {"headers": dict(request.headers), "path": request.url.path, "query": request.url.query}
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def configure(tmp: Path, llavero_url: str, app_url: str, port: int) -> Path:
