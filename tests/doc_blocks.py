@@ -21,6 +21,8 @@ RUN_LANGUAGES: Final = {"sh": "sh", "bash": "sh", "shell": "sh", "python": "pyth
 FENCE: Final = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})(?P<info>[^`]*)$")
 SKIP: Final = re.compile(r"^\s*<!--\s*skip:(?P<reason>.*?)-->\s*$")
 SKIP_LIKE: Final = re.compile(r"<!--\s*skip\b", re.IGNORECASE)
+SERVES: Final = re.compile(r"\b(llavero\s+(serve|gateway)|make\s+(run|test)|nginx)\b")
+"""Commands that never return, or would recurse into the suite: their blocks must be skipped."""
 
 
 class DocError(Exception):
@@ -42,8 +44,15 @@ class Block:
     def runs(self) -> bool:
         return self.language in ("sh", "python") and self.skip is None
 
-    def where(self, root: Path) -> str:
-        return f"{self.path.relative_to(root)}:{self.line}"
+    def never_returns(self) -> str | None:
+        """The first command of a shell block that keeps running (a server), if any."""
+        if self.language != "sh":
+            return None
+        for line in self.code.splitlines():
+            found = SERVES.search(line.split("#", 1)[0])
+            if found:
+                return found.group(0)
+        return None
 
 
 def blocks(path: Path) -> list[Block]:
