@@ -21,7 +21,9 @@ RUN_LANGUAGES: Final = {"sh": "sh", "bash": "sh", "shell": "sh", "python": "pyth
 FENCE: Final = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})(?P<info>[^`]*)$")
 SKIP: Final = re.compile(r"^\s*<!--\s*skip:(?P<reason>.*?)-->\s*$")
 SKIP_LIKE: Final = re.compile(r"<!--\s*skip\b", re.IGNORECASE)
-SERVES: Final = re.compile(r"\b(llavero\s+(serve|gateway)|make\s+(run|test)|nginx)\b")
+SERVES: Final = re.compile(
+    r"\bllavero\s+(serve|gateway)\b|\bmake\s+(run|test)\b|(?:^|[;&|(]\s*|sudo\s+)nginx\b"
+)
 """Commands that never return, or would recurse into the suite: their blocks must be skipped."""
 
 
@@ -49,7 +51,7 @@ class Block:
         if self.language != "sh":
             return None
         for line in self.code.splitlines():
-            found = SERVES.search(line.split("#", 1)[0])
+            found = SERVES.search(line.split("#", 1)[0].strip())
             if found:
                 return found.group(0)
         return None

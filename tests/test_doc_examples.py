@@ -13,10 +13,12 @@ answer that code. A failure names the page and line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ DOC_TOKEN = "llvtok_…"
 BIN = Path(sys.executable).parent
 EXPECTED_CODE = re.compile(rf"^(?P<command>.*\S)\s+#\s*(?P<code>{'|'.join(CODES)})\s*$")
 PYTHON_END = "LLAVERO_DOC_PYTHON_END"
+PAGE_SECONDS = 300
 
 PRELUDE = """\
 set -euo pipefail
@@ -157,14 +160,30 @@ def run_page(page: Path, server: Server) -> subprocess.CompletedProcess[str]:
     script, starts = page_script(runnable, server)
     path = server.workdir.parent / "page.sh"
     path.write_text(script, encoding="utf-8")
-    result = subprocess.run(
+    # A session of its own, so that whatever a block leaves running is stopped with it.
+    with subprocess.Popen(
         ["bash", str(path)],
         cwd=server.workdir,
         env=server.env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=PAGE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(
+                f"{shown(page)}: its examples did not finish within {PAGE_SECONDS} s (a block "
+                f"that serves needs `<!-- skip: reason -->`)\n{stderr[-2000:]}",
+                pytrace=False,
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if result.returncode != 0:
         pytest.fail(
             f"{shown(page)}: an example fails at {failed_at(result.stderr, starts)}, "
@@ -279,6 +298,22 @@ def test_a_failing_example_is_reported_at_its_page_and_line(tmp_path: Path, serv
         run_page(python, server)
 
 
+@pytest.mark.parametrize(
+    ("command", "serves"),
+    [
+        ("llavero serve --port 8080", True),
+        ("python -m llavero gateway --upstream https://x", True),
+        ("sudo nginx -s reload", True),
+        ("make run", True),
+        ("cp deploy/nginx/llavero.conf /etc/nginx/conf.d/", False),
+        ("llavero keys list   # as llavero serve sees it", False),
+    ],
+)
+def test_a_block_that_keeps_running_is_found(tmp_path: Path, command: str, serves: bool) -> None:
+    (block,) = blocks(write(tmp_path, f"```sh\n{command}\n```\n"))
+    assert (block.never_returns() is not None) is serves
+
+
 def test_a_verify_comment_is_checked(tmp_path: Path, server: Server) -> None:
     body = shlex.quote(json.dumps({"key": "llv_" + "A" * 38}))
     command = (
@@ -290,3 +325,16 @@ def test_a_verify_comment_is_checked(tmp_path: Path, server: Server) -> None:
     bad = write(tmp_path, f"```sh\n{command}   # DELETED\n```\n")
     with pytest.raises(pytest.fail.Exception, match="expected code DELETED"):
         run_page(bad, server)
+
+
+def test_a_page_that_never_finishes_fails_and_leaves_nothing_running(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "PAGE_SECONDS", 3)
+    pid_file = tmp_path / "child.pid"
+    page = write(tmp_path, f"```sh\nsleep 600 &\necho $! > {pid_file}\nwait\n```\n")
+    with pytest.raises(pytest.fail.Exception, match="did not finish within 3 s"):
+        run_page(page, server)
+    child = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
