@@ -1,27 +1,38 @@
-# Two commands on a fresh clone: `make run` and `make test`. Both create .venv and install into it.
+# Two commands on a fresh clone: `make run` and `make test`. Both create .venv; `make run`
+# installs only what serving needs, `make test` adds the `test` extras (pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
+TEST_STAMP := $(VENV)/.installed-test
 CATALOGS := $(wildcard llavero/console/locale/*/LC_MESSAGES/messages.po)
+PIP_INSTALL := $(BIN)/python -m pip install --quiet -c constraints.txt
 
-.PHONY: run test lint typecheck unit install catalogs bench clean
+.PHONY: run test lint typecheck unit install install-serve catalogs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+$(SERVE_STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP_INSTALL) -e .
+	touch $(SERVE_STAMP)
 
-install: $(STAMP) catalogs
+$(TEST_STAMP): $(SERVE_STAMP)
+	$(PIP_INSTALL) -e '.[test]'
+	touch $(TEST_STAMP)
+
+# What serving needs, and nothing of the test toolchain.
+install-serve: $(SERVE_STAMP) catalogs
+
+# Everything: what serving needs plus the test extras (pytest, ruff, mypy, Playwright…).
+install: $(TEST_STAMP) catalogs
 
 # gettext catalogs: the .po files are in the repo, the .mo files are built here.
-catalogs: $(STAMP)
+catalogs: $(SERVE_STAMP)
 	@if [ -n "$(CATALOGS)" ]; then $(BIN)/pybabel -q compile -d llavero/console/locale -D messages; fi
 
-run: install
+run: install-serve
 	$(BIN)/llavero serve
 
 lint: install

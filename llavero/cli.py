@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.exceptions import Abort
 
 from llavero.config import Settings
 from llavero.errors import LlaveroError
@@ -100,14 +101,14 @@ def settings_for(db: str | None) -> Settings:
 
 
 @contextmanager
-def service(db: str | None) -> Iterator[Llavero]:
-    """A service on an up-to-date database. Domain errors, a bad setting and an unreachable
-    database become one line and exit code 1; a database URL is never echoed (it may hold a
-    password)."""
+def service(db: str | None, *, upgrade: bool = True) -> Iterator[Llavero]:
+    """A service on an up-to-date database (unless `upgrade` is False). Domain errors, a bad
+    setting and an unreachable database become one line and exit code 1; a database URL is never
+    echoed (it may hold a password)."""
     llavero: Llavero | None = None
     try:
         llavero = Llavero(settings_for(db))
-        if llavero.db.needs_upgrade():
+        if upgrade and llavero.db.needs_upgrade():
             llavero.upgrade()
         yield llavero
     except LlaveroError as error:
@@ -328,9 +329,14 @@ def gateway(
 @db_app.command("upgrade")
 def db_upgrade(db: Db = None) -> None:
     """Apply the database migrations."""
-    with service(db) as llavero:
+    with service(db, upgrade=False) as llavero:
+        current, head = llavero.db.revisions()
+        if current == head:
+            out.print(f"database is up to date (revision {head})", markup=False)
+            return
         llavero.upgrade()
-        out.print("database is up to date")
+        before = f"revision {current}" if current else "an empty database"
+        out.print(f"database upgraded from {before} to revision {head}", markup=False)
 
 
 @db_app.command("purge")
@@ -355,15 +361,24 @@ def users_create(
     as_json: Json = False,
 ) -> None:
     """Create a console user (prompts for the password)."""
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    if password is None:
-        # Prompts go to stderr so that stdout stays the table or the JSON.
-        password = str(
-            typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-        )
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else _prompt_password()
     with service(db) as llavero:
         user = llavero.users.create(CLI, email, password, role="admin" if admin else "member")
         emit(user, as_json, ("id", "email", "role", "create_time"))
+
+
+def _prompt_password() -> str:
+    """Ask twice on the terminal; with nothing to read (a script, a CI job) say what to pipe."""
+    try:
+        # Prompts go to stderr so that stdout stays the table or the JSON.
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
+    except Abort:
+        if sys.stdin.isatty():
+            raise
+        _fail(
+            "password: no terminal to ask on; pipe it in with --password-stdin, e.g. "
+            "printf '%s\\n' \"$PASSWORD\" | llavero users create --email E --password-stdin"
+        )
 
 
 @users_app.command("list")

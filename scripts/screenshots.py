@@ -3,8 +3,9 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
 Starts Llavero on a throw-away SQLite database with demo data (clock frozen at 1 Aug 2025, as in
-the guide), signs in with Debian's Chromium and saves `<page>-<lang>.png` at desktop width, plus
-`apikey-mobile-<lang>.png` at 360 px (shrunk with pngquant when it is installed). A page that
+the guide), signs in with Debian's Chromium and saves `<page>-<lang>.png` at 1280×800, plus
+`<page>-mobile-<lang>.png` of the keys, usage and audit pages at 390×844 (shrunk with pngquant
+when it is installed). A page that
 answers 404 is skipped with a note.
 """
 
@@ -39,8 +40,9 @@ CHROMIUM_ARGS: Final = [
     "--disable-sync",
 ]
 LANGUAGES: Final = ("es_419", "en")
-DESKTOP: Final = {"width": 1280, "height": 860}
-MOBILE: Final = {"width": 360, "height": 780}
+DESKTOP: Final = {"width": 1280, "height": 800}
+MOBILE: Final = {"width": 390, "height": 844}
+MOBILE_PAGES: Final = ("apikey", "usage", "audit")
 EMAIL: Final = "ana@example.com"
 PASSWORD: Final = "correct horse battery"
 
@@ -204,8 +206,10 @@ def capture_language(
     page.goto("/app/no-such-page")
     saved.append(save(page, out / f"error-{lang}.png"))
     page.set_viewport_size(MOBILE)
-    page.goto("/app/apikey")
-    saved.append(save(page, out / f"apikey-mobile-{lang}.png"))
+    for stem, path, _ in shots(ids):
+        if stem in MOBILE_PAGES:
+            page.goto(path)
+            saved.append(save(page, out / f"{stem}-mobile-{lang}.png"))
     context.close()
     return saved
 

@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlparse
 
 import pytest
@@ -39,13 +40,30 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
+MISSING: Final = " not available"
+"""How the reason of every skip by `require` ends: such reports fold into one line per service.
+(A suffix, not a set of reasons: test modules import this file as `tests.conftest`, a second
+module beside the `conftest` plugin.)"""
+
+
 def require(what: str, available: bool) -> None:
     """Skip with the reason on a developer's machine; fail under CI, where it must run."""
     if available:
         return
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true but is not available")
-    pytest.skip(f"{what} not available")
+    pytest.skip(f"{what}{MISSING}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Report a missing service at one place (here), not at each test that needed it, so that
+    `-ra` folds the skips into `SKIPPED [142] tests/conftest.py: Redis at ... not available`."""
+    report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(MISSING):
+        report.longrepr = (__file__, require.__code__.co_firstlineno, longrepr[2])
+    return report
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server that binds it itself)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], base: str, output: Path) -> None:
+    """Wait for a `llavero serve` subprocess to answer; fail with what it printed if it dies."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"llavero serve exited with {server.returncode}:\n{output.read_text()}")
+        try:
+            if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"llavero serve did not answer within 60 s:\n{output.read_text()}")
 
 
 @contextmanager

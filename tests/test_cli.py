@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +18,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from llavero.cli import app
+from tests.loopback import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "llavero"
@@ -334,9 +333,11 @@ def test_a_missing_option_is_one_line(run: Run) -> None:
 
 
 def test_db_upgrade(run: Run, tmp_path: Path) -> None:
-    assert "up to date" in ok(run("db", "upgrade")).stdout
+    first = ok(run("db", "upgrade")).stdout
+    assert first.startswith("database upgraded from an empty database to revision "), first
+    assert "up to date" not in first
     assert (tmp_path / "cli.sqlite3").exists()
-    assert "up to date" in ok(run("db", "upgrade")).stdout
+    assert ok(run("db", "upgrade")).stdout.startswith("database is up to date (revision ")
 
 
 def test_db_option_overrides_the_environment(run: Run, tmp_path: Path) -> None:
@@ -397,13 +398,6 @@ def test_console_script_entry_point(cli_env: dict[str, str]) -> None:
     assert failed.stderr.strip().splitlines() == [failed.stderr.strip()]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]]:
     """`llavero serve` on a fresh SQLite file; yields its base URL and the file it prints to."""
@@ -429,20 +423,6 @@ def served(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[str, Path]
             server.wait(timeout=15)
 
 
-def wait_until_serving(server: subprocess.Popen[bytes], base: str, output: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"llavero serve exited with {server.returncode}:\n{output.read_text()}")
-        try:
-            if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llavero serve did not answer within 60 s:\n{output.read_text()}")
-
-
 def test_serve_prints_the_first_run_credentials_that_work(served: tuple[str, Path]) -> None:
     base, output = served
     printed = output.read_text()
@@ -463,3 +443,12 @@ def test_serve_prints_the_first_run_credentials_that_work(served: tuple[str, Pat
         assert verdict.json()["code"] == "VALID"
     refused = httpx.get(f"{base}/v1/projects", timeout=10)
     assert refused.status_code == 401
+
+
+def test_users_create_without_a_terminal_says_to_pipe_the_password(run: Run) -> None:
+    result = run("users", "create", "--email", "ed@example.com", "--admin", input="")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == ""  # the prompt's last character goes to stdout, nothing else
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: password: no terminal") and "--password-stdin" in line
+    assert as_json(run("users", "list", "--json")) == []

@@ -60,26 +60,29 @@ def bar_chart(
     title: str,
     colors: Mapping[str, str] | None = None,
     description: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Markup:
-    """Requests per bucket, stacked by outcome code: `series` is `[(bucket_label, {code: n})]`."""
+    """Requests per bucket, stacked by outcome code: `series` is `[(bucket_label, {code: n})]`.
+    `names` are what the legend and tooltips show for a code (the code itself when absent)."""
     for label, counts in series:
         for code, count in counts.items():
             if count < 0:
                 raise ValueError(f"series[{label!r}][{code!r}]: a count cannot be negative")
     codes = _ordered_codes(code for _, counts in series for code in counts)
     palette = _palette(codes, colors or {})
+    shown = {code: (names or {}).get(code, code) for code in codes}
     axis = _axis(max((sum(counts.values()) for _, counts in series), default=0), whole=True)
     slot = (WIDTH - LEFT - RIGHT) / max(len(series), 1)
     bar_width = max(slot * 0.7, 1.0)
     parts = [_grid(axis)]
     for index, (label, counts) in enumerate(series):
         x = LEFT + index * slot + (slot - bar_width) / 2
-        parts.append(_stack(label, counts, codes, palette, axis, x, bar_width))
+        parts.append(_stack(label, counts, codes, palette, shown, axis, x, bar_width))
     parts.append(_x_labels([label for label, _ in series], lambda i: LEFT + (i + 0.5) * slot))
-    legend, legend_height = _legend(codes, palette)
+    legend, legend_height = _legend(codes, palette, shown)
     parts.append(legend)
     totals = {code: sum(counts.get(code, 0) for _, counts in series) for code in codes}
-    summary = ", ".join(f"{code} {_number(total)}" for code, total in totals.items())
+    summary = ", ".join(f"{shown[code]} {_number(total)}" for code, total in totals.items())
     return _svg(title, description or _span_summary(series, summary), parts, legend_height)
 
 
@@ -144,6 +147,7 @@ def _stack(
     counts: Mapping[str, int],
     codes: Sequence[str],
     palette: Mapping[str, str],
+    shown: Mapping[str, str],
     axis: _Axis,
     x: float,
     width: float,
@@ -158,7 +162,7 @@ def _stack(
         rects.append(
             f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{width:.1f}" '
             f'height="{y_bottom - y_top:.1f}" fill="{escape(palette[code])}">'
-            f"<title>{escape(label)} · {escape(code)}: {_number(count)}</title></rect>"
+            f"<title>{escape(label)} · {escape(shown[code])}: {_number(count)}</title></rect>"
         )
         base += count
     return "<g>" + "".join(rects) + "</g>"
@@ -187,18 +191,20 @@ def _x_labels(labels: Sequence[str], x_of: Callable[[int], float]) -> str:
     return '<g aria-hidden="true">' + "".join(texts) + "</g>"
 
 
-def _legend(codes: Sequence[str], palette: Mapping[str, str]) -> tuple[str, int]:
+def _legend(
+    codes: Sequence[str], palette: Mapping[str, str], shown: Mapping[str, str]
+) -> tuple[str, int]:
     """Swatches in rows under the x labels; a row wraps when the next entry would not fit."""
     items: list[str] = []
     x, row = LEFT, 0
     for code in codes:
-        width = 18 + 7 * len(code) + 16
+        width = 18 + 7 * len(shown[code]) + 16
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, row = LEFT, row + 1
         y = TOP + PLOT_HEIGHT + AXIS_LABELS + row * LEGEND_ROW
         items.append(
             f'<rect x="{x}" y="{y}" width="12" height="12" fill="{escape(palette[code])}"/>'
-            f'<text x="{x + 18}" y="{y + 10}">{escape(code)}</text>'
+            f'<text x="{x + 18}" y="{y + 10}">{escape(shown[code])}</text>'
         )
         x += width
     height = (row + 1) * LEGEND_ROW if codes else 0

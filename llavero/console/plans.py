@@ -16,6 +16,7 @@ def catalogue(llavero: Llavero) -> Mapping[str, plans.Plan]:
 
 
 def plan_display_name(llavero: Llavero, name: str) -> str:
-    """`Tier 1` for `tier-1`; the plan id itself when no catalogue knows it."""
+    """`Tier 1` for `tier-1`; the plan id itself when no catalogue knows it. Templates show it
+    through the `plan_name` filter (`Nivel 1` in es_419; a deployment's own names as written)."""
     plan = catalogue(llavero).get(name)
     return plan.display_name if plan is not None else name

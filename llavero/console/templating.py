@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from llavero.console import i18n
+from llavero.console import i18n, labels
 
 TEMPLATE_DIR: Final = Path(__file__).parent / "templates"
 ELLIPSIS: Final = "\u2026"
@@ -45,9 +45,9 @@ def create_environment(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(  # type: ignore[attr-defined]
-        translations if translations is not None else i18n.translations(lang), newstyle=True
-    )
+    if translations is None:
+        translations = i18n.translations(lang)
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.globals.update(
         lang=lang,
         html_lang=i18n.html_lang(lang),
@@ -62,6 +62,11 @@ def create_environment(
         relative=partial(_relative, lang=lang),
         masked_number=masked_number,
         masked_key=masked_key,
+        outcome=partial(labels.translate, names=labels.OUTCOMES, translations=translations),
+        audit_action=partial(
+            labels.translate, names=labels.AUDIT_ACTIONS, translations=translations
+        ),
+        plan_name=partial(labels.translate, names=labels.PLANS, translations=translations),
     )
     return env
 

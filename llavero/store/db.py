@@ -181,10 +181,15 @@ class Database:
         finally:
             engine.dispose()
 
-    def needs_upgrade(self) -> bool:
+    def revisions(self) -> tuple[str | None, str | None]:
+        """The database's migration revision (None for an empty database) and the newest one."""
         head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision() != head
+            return MigrationContext.configure(connection).get_current_revision(), head
+
+    def needs_upgrade(self) -> bool:
+        current, head = self.revisions()
+        return current != head
 
     def dispose(self) -> None:
         self.engine.dispose()

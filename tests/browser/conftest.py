@@ -8,7 +8,6 @@ outcomes (a copied key verifies, a deleted key is DELETED) without going through
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import uvicorn
 
 from llavero.api import create_app
 from llavero.service import Actor, Llavero
+from tests.loopback import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,13 +39,6 @@ def require(config: pytest.Config, what: str, available: bool) -> None:
     shared = config.pluginmanager.get_plugin(str(SHARED_CONFTEST))
     assert shared is not None, SHARED_CONFTEST
     shared.require(what, available)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class LiveServer:

@@ -41,6 +41,7 @@ class Texts:
     create_account: str
     link: str
     now_tier_1: str
+    tier_1: str
 
 
 SPANISH = Texts(
@@ -56,7 +57,7 @@ SPANISH = Texts(
     client_ip="Dirección IP del cliente",
     would_pass="¿Pasaría esta solicitud?",
     test="Probar la solicitud",
-    refused="Esta solicitud se rechazaría: IP_NOT_ALLOWED",
+    refused="Esta solicitud se rechazaría: Dirección IP no permitida",
     outside="198.51.100.7 está fuera de todas las direcciones y rangos permitidos.",
     usage="Ver datos de uso",
     allowed="Permitida",
@@ -65,7 +66,8 @@ SPANISH = Texts(
     account_name="Nombre de la cuenta",
     create_account="Crear cuenta de facturación",
     link="Enlazar proyecto",
-    now_tier_1="Gemini API ahora está en el plan Tier 1.",
+    now_tier_1="Gemini API ahora está en el plan Nivel 1.",
+    tier_1="Nivel 1",
 )
 ENGLISH = Texts(
     hl="en",
@@ -80,7 +82,7 @@ ENGLISH = Texts(
     client_ip="Client IP address",
     would_pass="Would this request pass?",
     test="Test the request",
-    refused="This request would be refused: IP_NOT_ALLOWED",
+    refused="This request would be refused: IP address not allowed",
     outside="198.51.100.7 is outside every allowed address and range.",
     usage="View usage data",
     allowed="Allowed",
@@ -90,6 +92,7 @@ ENGLISH = Texts(
     create_account="Create billing account",
     link="Link project",
     now_tier_1="Gemini API is now on the Tier 1 plan.",
+    tier_1="Tier 1",
 )
 LANGUAGES = pytest.mark.parametrize("texts", [SPANISH, ENGLISH], ids=["es_419", "en"])
 
@@ -184,4 +187,4 @@ def test_set_up_billing_and_see_the_plan_change(
     assert (verdict.plan, verdict.limits["rpm"]["limit"]) == ("tier-1", 1000)
 
     page.goto("/app/apikey")
-    expect(page.locator("tbody tr").first.locator("td").nth(4)).to_have_text("Tier 1")
+    expect(page.locator("tbody tr").first.locator("td").nth(4)).to_have_text(texts.tier_1)

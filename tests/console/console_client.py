@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from html.parser import HTMLParser
 from typing import Any, Protocol
@@ -65,6 +66,13 @@ def csrf_of(page: Page) -> str:
 
 def body_rows(page: Page) -> list[list[str]]:
     return [row for row in Rows(page.text).rows[1:] if row]
+
+
+def key_names(page: Page) -> list[str]:
+    """The keys page's rows by key name (the link to each key's page), top to bottom."""
+    return [
+        html.unescape(name) for name in re.findall(r'href="/app/keys/[^"]+">([^<]*)</a>', page.text)
+    ]
 
 
 def sign_in(client: TestClient, email: str, password: str = PASSWORD, **extra: str) -> Any:

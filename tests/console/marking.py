@@ -64,7 +64,9 @@ def untranslated(html: str, data: Iterable[str]) -> list[str]:
 
 def _leftovers(texts: Iterable[str], allowed: list[str]) -> Iterator[str]:
     for text in texts:
-        rest = re.sub(r"⟪[^⟫]*⟫", "", text)
+        rest, nested = text, 1
+        while nested:  # innermost first: a translated name inside a translated sentence
+            rest, nested = re.subn(r"⟪[^⟪⟫]*⟫", "", rest)
         for value in allowed:
             rest = rest.replace(value, "")
         if re.search(r"[^\W\d_]", rest):

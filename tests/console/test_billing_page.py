@@ -58,7 +58,7 @@ def project_row(page: Any, project: models.Project) -> list[str]:
     ("hl", "heading", "row"),
     [
         ("en", "Billing", ["Free", "10", "250", "250,000", "1,000,000", "None"]),
-        ("es_419", "Facturación", ["Free", "10", "250", "250,000", "1,000,000", "Ninguna"]),
+        ("es_419", "Facturación", ["Gratuito", "10", "250", "250,000", "1,000,000", "Ninguna"]),
     ],
 )
 def test_projects_show_their_plan_and_limits(
@@ -125,8 +125,8 @@ def test_a_refused_account_field_is_named_and_nothing_is_created(
         ),
         (
             "es_419",
-            "Gemini API ahora está en el plan Tier 1.",
-            ["Tier 1", "1,000", "10,000", "1,000,000", "100,000,000", "Finanzas"],
+            "Gemini API ahora está en el plan Nivel 1.",
+            ["Nivel 1", "1,000", "10,000", "1,000,000", "100,000,000", "Finanzas"],
         ),
     ],
 )
@@ -148,7 +148,7 @@ def test_linking_shows_the_new_plan_and_limits_at_once(
     assert notice in page.text
     assert project_row(page, project)[1:] == row
     keys = console.get("/app/apikey")
-    assert f'href="/app/billing?project={project.id}">Tier 1</a>' in keys.text
+    assert f'href="/app/billing?project={project.id}">{row[0]}</a>' in keys.text
     assert "Configurar facturación" not in keys.text and "Set up billing" not in keys.text
 
 

@@ -3,7 +3,7 @@ in the chosen order, so the pages stitched together are every key in that order.
 
 from __future__ import annotations
 
-from console_client import body_rows
+from console_client import key_names
 from fastapi.testclient import TestClient
 
 from llavero.clock import FrozenClock
@@ -23,7 +23,7 @@ def every_name(console: TestClient, url: str) -> list[str]:
     while url:
         page = console.get(url)
         assert page.status_code == 200
-        names.extend(row[5] for row in body_rows(page))
+        names.extend(key_names(page))
         url = next_url(page.text)
     return names
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from console_client import PASSWORD, Rows, body_rows, csrf_of, sign_in
+from console_client import PASSWORD, Rows, body_rows, csrf_of, key_names, sign_in
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -319,7 +319,7 @@ def test_search_filter_and_pages(
     assert len(body_rows(second)) == 6
 
     def names(query: str) -> list[str]:
-        return [row[5] for row in body_rows(console.get("/app/apikey?" + query))]
+        return key_names(console.get("/app/apikey?" + query))
 
     assert names("q=servidor") == ["Servidor principal"]
     assert names("q=principal+servidor") == ["Servidor principal"]
@@ -406,7 +406,10 @@ def test_audit_page_lists_what_happened(
     page = console.get("/app/audit?hl=en")
     assert page.status_code == 200
     actions = [row[2] for row in body_rows(page)]
-    assert "key.create" in actions and "project.create" in actions
+    assert "Key created" in actions and "Project created" in actions
+    spanish = [row[2] for row in body_rows(console.get("/app/audit?hl=es_419"))]
+    assert "Clave creada" in spanish and "Proyecto creado" in spanish
+    assert not [action for action in spanish if "." in action], spanish
     assert console.get("/app/audit?page_token=garbage").status_code == 404
 
 

@@ -4,6 +4,7 @@ a project, over 24 hours, 7 days or 30 days."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from typing import Any
@@ -97,8 +98,13 @@ def test_a_keys_counts_in_both_languages(
     for row in expected:
         assert row in rows
     assert page.text.count('role="img"') == 2  # requests by outcome, units
-    assert "<title>00:00 · VALID: 3</title>" in page.text
-    assert "<title>00:00 · IP_NOT_ALLOWED: 2</title>" in page.text
+    # The chart's tooltips and legend name outcomes as the table does: no raw code for people.
+    allowed, refused = expected[0][0], expected[1][0]
+    assert f"<title>00:00 · {allowed}: 3</title>" in page.text
+    assert f"<title>00:00 · {html.escape(refused)}: 2</title>" in page.text
+    chart = page.text[page.text.index("<svg") : page.text.index("</svg>")]
+    assert f">{allowed}</text>" in chart and ">VALID<" not in chart
+    assert ">IP_NOT_ALLOWED<" not in chart
     assert "<title>00:00: 300</title>" in page.text  # the units line's last point
     assert used.key_string not in page.text
 
@@ -111,7 +117,7 @@ def test_the_period_switch_and_the_csv_link(console: TestClient, used: models.Cr
     assert current == [f"/app/usage?key={used.key.id}&amp;range=7d"]
     assert f'href="/app/usage.csv?key={used.key.id}&amp;range=7d"' in page.text
     assert "One bar per day (UTC)." in page.text
-    assert "<title>Aug 1 · VALID: 3</title>" in page.text
+    assert "<title>Aug 1 · Allowed: 3</title>" in page.text
 
 
 @pytest.mark.parametrize(

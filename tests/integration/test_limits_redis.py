@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from llavero.limits import Check, LimitStatus, RedisLimiter, checks_for
 from llavero.plans import Plan, default_plans
+from tests.conftest import require
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
 FREE = default_plans()["free"]
@@ -29,7 +30,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError:
-        pytest.skip(f"Redis unreachable at {url}")
+        require(f"Redis at {url}", False)
     finally:
         client.close()
     return url

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from llavero import limits, models
-from llavero.console import charts, i18n, web
+from llavero.console import charts, i18n, labels, web
 from llavero.console.pages import billing
 from llavero.console.plans import plan_display_name
 from llavero.errors import LlaveroError
@@ -181,7 +181,8 @@ def _requests_chart(lang: str, usage: Usage) -> Markup:
         (_label(lang, point.start_time, granularity), point.requests)
         for point in usage.series.buckets
     ]
-    return charts.bar_chart(series, title=gettext("Requests by outcome"))
+    names = {code: labels.name(code, labels.OUTCOMES, lang) for code in labels.OUTCOMES}
+    return charts.bar_chart(series, title=gettext("Requests by outcome"), names=names)
 
 
 def _units_chart(lang: str, usage: Usage) -> Markup:

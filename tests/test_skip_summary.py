@@ -1,0 +1,47 @@
+"""Without PostgreSQL or Redis the run says so once per service, not once per skipped test."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_missing_service_is_one_summary_line() -> None:
+    env = {
+        **os.environ,
+        "CI": "",
+        "LLAVERO_TEST_POSTGRES_URL": "postgresql+psycopg://postgres@127.0.0.1:9/test",
+        "LLAVERO_TEST_REDIS_URL": "redis://127.0.0.1:9/0",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_verify.py",
+            "tests/integration/test_limits_redis.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 2, "\n".join(skipped[:10])
+    postgres, redis = sorted(skipped)
+    assert re.match(
+        r"SKIPPED \[\d+\] tests/conftest.py:\d+: PostgreSQL at .* not available$", postgres
+    )
+    assert re.match(r"SKIPPED \[\d+\] tests/conftest.py:\d+: Redis at .* not available$", redis)
