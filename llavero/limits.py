@@ -343,15 +343,21 @@ class RedisLimiter:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
-        """Short timeouts and no client retries: a dead Redis must not stall verify."""
+        """Short timeouts and one immediate retry on ConnectionError only: a pooled connection
+        left over from before a Redis restart fails once and is replaced, rather than starting
+        a new outage right after the old one ended; a dead Redis still costs only the probe."""
         options: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": READ_TIMEOUT_SECONDS,
         }
-        client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+        stale = (redis.exceptions.ConnectionError,)
+        client = redis.Redis.from_url(
+            url, retry=Retry(NoBackoff(), 1, supported_errors=stale), **options
+        )
 
         def async_client() -> redis.asyncio.Redis:
-            return redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options)
+            retry = AsyncRetry(NoBackoff(), 1, supported_errors=stale)
+            return redis.asyncio.Redis.from_url(url, retry=retry, **options)
 
         return cls(client, async_client=async_client, **kwargs)
 

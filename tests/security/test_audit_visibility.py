@@ -105,8 +105,8 @@ def test_a_key_history_on_the_console_shows_a_member_their_own_key_only(
     any_llavero: Llavero, world: dict[str, str]
 ) -> None:
     with session_client(any_llavero, "ana@example.com") as ana:
-        own = ana.get(f"/app/keys/{world['ana_key']}")
-        assert own.status_code == 200 and "key.create" in own.text
+        own = ana.get(f"/app/keys/{world['ana_key']}?hl=en")
+        assert own.status_code == 200 and "Key created" in own.text  # the event's name
         assert ana.get(f"/app/keys/{world['beto_key']}").status_code == 404
 
 
