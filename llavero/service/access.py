@@ -65,12 +65,15 @@ def check(session: Session, actor: Actor, project_id: str, need: str) -> bool:
     return True
 
 
-def visible_projects(actor: Actor) -> Select[Any] | None:
-    """The ids of the live projects the actor may read, or None for every project."""
+def visible_projects(actor: Actor, need: str = READ) -> Select[Any] | None:
+    """The ids of the live projects the actor may `need` on, or None for every project."""
     if not is_member_bound(actor):
         return None
-    return (
+    query = (
         select(tables.Project.id)
         .join(tables.ProjectMember)
         .where(tables.ProjectMember.user_id == actor.user_id, tables.Project.delete_time.is_(None))
     )
+    if need != READ:  # every role reads
+        query = query.where(tables.ProjectMember.role.in_(PERMISSIONS[need]))
+    return query

@@ -76,16 +76,11 @@ class Members:
 
     def writable(self, actor: Actor) -> frozenset[str] | None:
         """The projects whose keys the actor may change; None when that is every project."""
-        if actor.user_id is None or actor.is_admin:
+        ids = access.visible_projects(actor, access.KEYS)
+        if ids is None:
             return None
         with self.ctx.db.reading() as session:
-            ids = session.scalars(
-                select(tables.ProjectMember.project_id).where(
-                    tables.ProjectMember.user_id == actor.user_id,
-                    tables.ProjectMember.role.in_(access.PERMISSIONS[access.KEYS]),
-                )
-            ).all()
-        return frozenset(ids)
+            return frozenset(session.scalars(ids).all())
 
     def add(self, actor: Actor, project_id: str, email: str, role: str) -> models.Member:
         """An address without an account is kept as an invitation until its first sign-in."""

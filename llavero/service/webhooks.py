@@ -362,11 +362,10 @@ class Webhooks:
             )
         if actor.is_admin:
             return query
-        live = select(tables.Project.id).where(tables.Project.delete_time.is_(None))
-        if actor.user_id is not None:
-            live = live.join(tables.ProjectMember).where(
-                tables.ProjectMember.user_id == actor.user_id
-            )
+        # not an admin: the webhooks of projects, never the deployment's (project_id NULL)
+        live = access.visible_projects(actor)
+        if live is None:
+            live = select(tables.Project.id).where(tables.Project.delete_time.is_(None))
         return query.where(tables.Webhook.project_id.in_(live))
 
     def _audit(
