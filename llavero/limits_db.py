@@ -72,24 +72,29 @@ class DatabaseLimiter:
         self._threads: anyio.CapacityLimiter | None = None
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
-        if not checks:
-            return _decide(checks, [], now, consume=True)
-        if not self.outage.may_try():
-            return self._fallback.hit(checks, now)
-        return self._attempt(checks, now)
+        decided = self._without_database(checks, now)
+        return decided if decided is not None else self._attempt(checks, now)
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
         """`hit` from the event loop. While the database is down, from memory, in the loop;
         otherwise in threads of this limiter's own: API calls stuck on a hung database fill the
         shared threadpool, and a cached verify must not queue behind them (docs/security.md,
         "A hung or dead database")."""
+        decided = self._without_database(checks, now)
+        if decided is not None:
+            return decided
+        if self._threads is None:  # made in the running event loop
+            self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
+        return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
+
+    def _without_database(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """The answer when the database is not to be asked (nothing to count, or an outage
+        whose probe is another caller's), or None: ask it."""
         if not checks:
             return _decide(checks, [], now, consume=True)
         if not self.outage.may_try():
             return self._fallback.hit(checks, now)
-        if self._threads is None:  # made in the running event loop
-            self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
-        return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
+        return None
 
     def _attempt(self, checks: Sequence[Check], now: float) -> Decision:
         try:
