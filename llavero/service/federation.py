@@ -87,9 +87,14 @@ class Federation:
         )
         session.add(row)
         session.flush()
-        system = Actor("oidc", frozenset({"admin"}), None, ip)
         audit.record(
-            session, self.ctx, system, "user.create", f"user/{address}", role="member", via="oidc"
+            session,
+            self.ctx,
+            _provider(ip),
+            "user.create",
+            f"user/{address}",
+            role="member",
+            via="oidc",
         )
         return row
 
@@ -103,7 +108,17 @@ class Federation:
         role = "admin" if admin_groups & identity.groups else "member"
         if role != row.role:
             old, row.role = row.role, role
-            system = Actor("oidc", frozenset({"admin"}), None, ip)
             audit.record(
-                session, self.ctx, system, "user.update", f"user/{row.email}", old=old, new=role
+                session,
+                self.ctx,
+                _provider(ip),
+                "user.update",
+                f"user/{row.email}",
+                old=old,
+                new=role,
             )
+
+
+def _provider(ip: str | None) -> Actor:
+    """Who the audit trail names for what the provider's answer changed."""
+    return Actor("oidc", frozenset({"admin"}), None, ip)
