@@ -118,12 +118,27 @@ WRITES: list[Build] = [
     lambda s: ("POST", "/v1/billingAccounts", body({"display_name": "Fuzz", "currency": s})),
     lambda s: ("PATCH", f"/v1/billingAccounts/{segment(s)}", body({"display_name": "x"})),
     lambda s: ("PUT", "/v1/projects/fuzzed/billingInfo", body({"billing_account": s})),
+    lambda s: ("PATCH", "/v1/projects/fuzzed", body({"leak_policy": s})),
+    lambda s: ("POST", "/v1/projects/fuzzed/members", body({"email": s, "role": "viewer"})),
+    lambda s: ("POST", "/v1/projects/fuzzed/members", body({"email": "a@b.test", "role": s})),
+    lambda s: ("PATCH", f"/v1/projects/fuzzed/members/{segment(s)}", body({"role": "editor"})),
+    lambda s: ("DELETE", f"/v1/projects/fuzzed/members/{segment(s)}", {}),
+    lambda s: ("POST", "/v1/webhooks", body({"url": s, "events": ["*"], "project": "fuzzed"})),
+    lambda s: (
+        "POST",
+        "/v1/webhooks",
+        body({"url": "https://hooks.example.com/in", "events": [s], "description": s}),
+    ),
+    lambda s: ("PATCH", f"/v1/webhooks/{segment(s)}", body({"description": "x"})),
+    lambda s: ("DELETE", f"/v1/webhooks/{segment(s)}", {}),
+    lambda s: ("POST", "/v1/keys:reportLeaked", body({"key_string": s, "url": s, "source": s})),
+    lambda s: ("POST", "/v1/signinThrottles:clear", body({"email": s})),
 ]
 LISTS = ["/v1/projects", "/v1/projects/-/keys", "/v1/projects/fuzzed/keys", "/v1/audit"]
 READS: list[Build] = [
     *(
         (lambda s, path=path, name=name: ("GET", query(path, **{name: s}), {}))
-        for path in [*LISTS, "/v1/billingAccounts"]
+        for path in [*LISTS, "/v1/billingAccounts", "/v1/webhooks"]
         for name in ("page_token", "page_size")
     ),
     lambda s: ("GET", query("/v1/projects/-/keys", filter=s), {}),
@@ -135,6 +150,9 @@ READS: list[Build] = [
     lambda s: ("GET", f"/v1/keys/{segment(s)}", {}),
     lambda s: ("GET", f"/v1/projects/{segment(s)}", {}),
     lambda s: ("GET", f"/v1/billingAccounts/{segment(s)}", {}),
+    lambda s: ("GET", f"/v1/projects/{segment(s)}/members", {}),
+    lambda s: ("GET", f"/v1/webhooks/{segment(s)}", {}),
+    lambda s: ("GET", query("/v1/webhooks", project=s), {}),
 ]
 FUZZ = settings(
     max_examples=120,
