@@ -56,9 +56,10 @@ from starlette.types import ASGIApp, Message
 from bench import wrk
 from bench.scenarios import llavero_cli, llavero_env
 from bench.servers import HOST, REPO, free_port, run_step, serve
-from llavero import http_verdicts
 from llavero.config import Settings
-from llavero.gateway import (
+from llavero.core.verify import VerifyResult
+from llavero.edges import answers
+from llavero.edges.gateway import (
     NOT_DOWNSTREAM_RAW,
     Gateway,
     UnitsScanner,
@@ -66,10 +67,9 @@ from llavero.gateway import (
     is_metered,
     request_body,
 )
-from llavero.logs import install_access_log_filter
-from llavero.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
+from llavero.edges.logs import install_access_log_filter
+from llavero.edges.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyResult
 
 PYTHON = sys.executable
 UPSTREAM_KEY = "bench-upstream-key"
@@ -143,7 +143,7 @@ class HttpxGateway(Gateway):
             (name, value) for name, value in answer.headers.raw
             if name.lower() not in NOT_DOWNSTREAM_RAW
         ]  # fmt: skip
-        limits = http_verdicts.rate_limit_headers(result.limits) if result else {}
+        limits = answers.rate_limit_headers(result.limits) if result else {}
         response.raw_headers += [(k.lower().encode(), v.encode()) for k, v in limits.items()]
         return response
 

@@ -30,12 +30,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.scenarios import ROOMY_PLANS
-from llavero import keys
-from llavero.cache import KeyRecord
 from llavero.config import Settings
-from llavero.limits import checks_for
+from llavero.core import keyformat
+from llavero.core.cache import KeyRecord
+from llavero.core.limits import checks_for
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 TARGET = 3.0
 STEP_REPEATS = 5
@@ -63,7 +63,9 @@ def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str
     meter, prefix = llavero.usage_meter, llavero.ctx.key_prefix
     steps: dict[str, Callable[[], object]] = {
         "keyed hash + cache lookup": lambda: cache.get(digest(request.key)),
-        "key checksum (only on a cache miss)": lambda: keys.is_well_formed(request.key, prefix),
+        "key checksum (only on a cache miss)": lambda: keyformat.is_well_formed(
+            request.key, prefix
+        ),
         "state, environment and restrictions (`refusal`)": lambda: verifier.refusal(
             record, request, now
         ),

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from llavero import keys
-from llavero.scan import Scanner, git_blobs
+from llavero.cli.scan import Scanner, git_blobs
+from llavero.core import keyformat
 
 FILE_SIZE = 64 * 1024
 WORDS = (
@@ -55,7 +55,7 @@ def make_tree(root: Path, megabytes: int, rng: random.Random) -> tuple[int, int]
         directory.mkdir(parents=True, exist_ok=True)
         text = filler(rng, FILE_SIZE)
         if index % 50 == 0:
-            text += f"\nAPI_KEY={keys.generate('llv')}\n"
+            text += f"\nAPI_KEY={keyformat.generate('llv')}\n"
             planted += 1
         (directory / f"file{index}.txt").write_text(text)
         total += len(text)
@@ -69,7 +69,7 @@ def make_history(repo: Path, commits: int, rng: random.Random) -> int:
     for number in range(1, commits + 1):
         content = filler(rng, 1024)
         if number % 100 == 0:
-            content += f"\nGEMINI_KEY={keys.generate('llv')}\n"
+            content += f"\nGEMINI_KEY={keyformat.generate('llv')}\n"
             planted += 1
         message = f"commit {number}"
         parent = f"from :{number - 1}\n" if number > 1 else ""
@@ -145,7 +145,7 @@ def bench_batch(workdir: Path, matches: int, rounds: int) -> dict[str, Any]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     document = {"public_keys": [{"key_identifier": "bench", "key": public.decode()}]}
-    (workdir / "keys.json").write_text(json.dumps(document))
+    (workdir / "keyformat.json").write_text(json.dumps(document))
     times = []
     for round_number in range(rounds):
         settings = Settings(
@@ -153,14 +153,14 @@ def bench_batch(workdir: Path, matches: int, rounds: int) -> dict[str, Any]:
             database_url=f"sqlite:///{workdir / f'batch{round_number}.sqlite3'}",
             secret_key="bench-secret-0123456789abcdef",
             change_poll_seconds=0,
-            github_secret_scanning_keys=str(workdir / "keys.json"),
+            github_secret_scanning_keys=str(workdir / "keyformat.json"),
         )
         llavero = Llavero(settings)
         llavero.upgrade()
         admin = Actor.system("bench")
         project = llavero.projects.create(admin, "Bench").id
         live = [llavero.keys.create(admin, project).key_string for _ in range(matches // 2)]
-        unknown = [keys.generate("llv") for _ in range(matches - len(live))]
+        unknown = [keyformat.generate("llv") for _ in range(matches - len(live))]
         body = json.dumps(
             [
                 {"token": token, "type": "llavero_api_key", "url": "https://x", "source": "content"}

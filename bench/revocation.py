@@ -42,8 +42,8 @@ import httpx
 
 from bench.scale import drop_schema, fresh_schema
 from bench.servers import free_port, serve
-from llavero.clock import SYSTEM_CLOCK
 from llavero.config import Settings
+from llavero.core.clock import SYSTEM_CLOCK
 from llavero.service import Actor, Llavero
 
 DEFAULT_POSTGRES = os.environ.get(

@@ -39,11 +39,11 @@ from typing import Any
 from sqlalchemy import Table, create_engine, select, text
 
 from bench.scenarios import ROOMY_PLANS
-from llavero import keys
 from llavero.config import Settings
+from llavero.core import keyformat
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.verify import VerifyRequest
 
 DEFAULT_POSTGRES = os.environ.get(
     "LLAVERO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -54,7 +54,7 @@ LIST_RUNS = 15
 VERIFIES = 2_000
 CACHED = 50_000
 SECRET = "bench-scale-secret-0123456789abcdef"
-_BYTE_TO_BASE62 = bytes(ord(keys.ALPHABET[b % 62]) for b in range(256))
+_BYTE_TO_BASE62 = bytes(ord(keyformat.ALPHABET[b % 62]) for b in range(256))
 
 
 @dataclass
@@ -70,10 +70,10 @@ class ScaleFigures:
 
 
 def fast_key(prefix: str) -> str:
-    """A well-formed key from 32 random bytes: `keys.generate` draws each character with
+    """A well-formed key from 32 random bytes: `keyformat.generate` draws each character with
     `secrets.choice`, 30 s for a million; the bench needs shape and checksum, not secrecy."""
-    body = os.urandom(keys.RANDOM_LENGTH).translate(_BYTE_TO_BASE62).decode()
-    return f"{prefix}_{body}{keys.checksum(prefix, body)}"
+    body = os.urandom(keyformat.RANDOM_LENGTH).translate(_BYTE_TO_BASE62).decode()
+    return f"{prefix}_{body}{keyformat.checksum(prefix, body)}"
 
 
 # Every key row of the bench is alike but for these columns.

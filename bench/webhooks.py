@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llavero.config import Settings
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 from tests.webhook_receiver import Receiver, receiver
 
 TARGET = 0.97

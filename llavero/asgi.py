@@ -15,10 +15,10 @@ import sys
 
 from starlette.types import ASGIApp
 
-from llavero import redaction
 from llavero.api import create_app
 from llavero.config import Settings
-from llavero.logs import configure_logging
+from llavero.edges import redaction
+from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 
 SERVE_PID_ENV = "LLAVERO_SERVE_PID"  # set by `llavero serve` for its workers
@@ -42,8 +42,8 @@ def serving_app() -> ASGIApp:
     """The console and the API, with the change feed and the usage flusher running.
 
     granian reads no `X-Forwarded-For` / `X-Forwarded-Proto`; the app does, from the proxies in
-    `LLAVERO_TRUSTED_PROXIES` only (`llavero.proxy_trust`, docs/security.md). Every log line
-    of the worker goes through the key redaction (`llavero.redaction`).
+    `LLAVERO_TRUSTED_PROXIES` only (`llavero.edges.proxy_trust`, docs/security.md). Every log line
+    of the worker goes through the key redaction (`llavero.edges.redaction`).
     """
     die_with_parent()
     settings = Settings()

@@ -26,10 +26,10 @@ import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 CHROMIUM: Final = "/usr/bin/chromium"
 CHROMIUM_ARGS: Final = [

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from llavero.store.tables import Base
 
@@ -121,7 +121,8 @@ def clock() -> FrozenClock:
 @pytest.fixture(autouse=True)
 def llavero_logger() -> Iterator[logging.Logger]:
     """Llavero's logger as each test found it: a test that builds the serving app (which
-    configures it, `llavero.logs.configure_logging`) must not hide records from caplog later."""
+    configures it, `llavero.edges.logs.configure_logging`) must not hide records from caplog
+    later."""
     logger = logging.getLogger("llavero")
     saved = (list(logger.handlers), logger.level, logger.propagate)
     yield logger

@@ -181,7 +181,7 @@ ASGI_APP = """
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from llavero.middleware import LlaveroMiddleware
+    from llavero.edges.middleware import LlaveroMiddleware
     from llavero.service import Llavero
 
     async def hello(request):
@@ -196,7 +196,7 @@ WSGI_APP = """
     import sys
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from llavero.middleware import LlaveroWSGIMiddleware
+    from llavero.edges.middleware import LlaveroWSGIMiddleware
     from llavero.service import Llavero
 
     def hello(environ, start_response):

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from llavero import keys
-from llavero.clock import FrozenClock
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from llavero.store.tables import Base
 
@@ -220,7 +220,7 @@ def test_a_missing_scope_is_403_naming_it_and_writes_nothing(
         "Basic dXNlcjpwYXNz",
         "Bearer llvtok_nope",
         # Well formed (valid checksum) but never issued; fixed so that collection is stable.
-        f"Bearer llvtok_{'A' * 32}{keys.checksum('llvtok', 'A' * 32)}",
+        f"Bearer llvtok_{'A' * 32}{keyformat.checksum('llvtok', 'A' * 32)}",
     ],
 )
 def test_missing_or_unknown_credentials_are_401(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 NAMES = ("delta", "Alpha", "charlie", "bravo")

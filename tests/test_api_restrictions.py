@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 CERT = "DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09"

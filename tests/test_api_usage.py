@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 START = "2025-08-01T00:00:00Z"  # the FrozenClock's first instant

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from llavero.background import Periodic
+from llavero.core.background import Periodic
 
 log = logging.getLogger("test.background")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from llavero.cache import MISSING, KeyCache, KeyRecord
-from llavero.restrictions import compile_restrictions
+from llavero.core.cache import MISSING, KeyCache, KeyRecord
+from llavero.core.restrictions import compile_restrictions
 
 
 def record(key_id: str = "k1", project_id: str = "p1") -> KeyRecord:

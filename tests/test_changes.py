@@ -10,7 +10,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import text
 
-from llavero.changes import (
+from llavero.config import Settings
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
+from llavero.service import Actor, Llavero
+from llavero.store import tables
+from llavero.store.changes import (
     GAP_SECONDS,
     KEY,
     PROJECT,
@@ -19,12 +24,7 @@ from llavero.changes import (
     parse_notification,
     record_change,
 )
-from llavero.clock import FrozenClock
-from llavero.config import Settings
-from llavero.listener import Listener
-from llavero.service import Actor, Llavero
-from llavero.store import tables
-from llavero.verify import VerifyRequest
+from llavero.store.listener import Listener
 
 
 def test_a_new_feed_starts_after_the_existing_changes(any_llavero: Llavero, admin: Actor) -> None:

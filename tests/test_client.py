@@ -17,7 +17,7 @@ from llavero.client import (
     PermissionDenied,
     Unauthenticated,
 )
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from tests.loopback import serve
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from llavero.console import labels
-from llavero.plans import default_plans
+from llavero.core.plans import default_plans
+from llavero.core.verify import CODES
 from llavero.service.events import EVENT_TYPES, WEBHOOK_TEST
-from llavero.verify import CODES
 
 SERVICE = Path(__file__).resolve().parent.parent / "llavero" / "service"
 ACTION = re.compile(r'"((?:key|project|billing|token|user|member|webhook)\.[a-z_]+)"')

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from llavero import models
 from llavero.console import charts, i18n, templating
 from llavero.console.pages.detail import APPLICATION_KINDS, FieldError, settings_of
-from llavero.plans import LIMIT_NAMES
+from llavero.core.plans import LIMIT_NAMES
+from llavero.service import models
 
 NOW = datetime(2025, 8, 2, 12, 0, tzinfo=UTC)
 STATIC = Path(templating.__file__).parent / "static"

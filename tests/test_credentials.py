@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from llavero.credentials import (
+from llavero.core.verify import VerifyRequest
+from llavero.edges.credentials import (
     ProxyTrust,
     api_method,
     key_from,
@@ -11,7 +12,6 @@ from llavero.credentials import (
     without_key,
     wsgi_headers,
 )
-from llavero.verify import VerifyRequest
 
 KEY = "llv_" + "A" * 32 + "abcdef"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from llavero.verify import CODES
+from llavero.core.verify import CODES
 from tests.doc_blocks import Block, DocError, blocks
 from tests.loopback import free_port, wait_until_serving
 

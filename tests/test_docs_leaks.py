@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llavero import keys
-from llavero.scan import pattern
+from llavero.cli.scan import pattern
+from llavero.core import keyformat
 from llavero.service.tokens import TOKEN_PREFIX
 
 PAGE = (Path(__file__).resolve().parent.parent / "docs" / "leaks.md").read_text(encoding="utf-8")
@@ -35,7 +35,7 @@ def published_rule() -> Callable[[str], bool]:
 
 def near_misses(key: str) -> list[str]:
     body = key[key.index("_") + 1 :]
-    swap = {c: ("B" if c == "A" else "A") for c in keys.ALPHABET}
+    swap = {c: ("B" if c == "A" else "A") for c in keyformat.ALPHABET}
     changed = [
         key[:i] + swap[key[i]] + key[i + 1 :] for i in range(key.index("_") + 1, len(key), 7)
     ]
@@ -52,7 +52,7 @@ def test_generated_strings_match_and_pass_the_published_checksum(prefix: str) ->
     regex = re.compile(KEY_REGEX if prefix == "llv" else TOKEN_REGEX)
     rule = published_rule()
     for _ in range(200):
-        key = keys.generate(prefix)
+        key = keyformat.generate(prefix)
         assert regex.findall(f'export GEMINI_API_KEY="{key}"\n') == [key]
         assert rule(key)
 
@@ -60,11 +60,11 @@ def test_generated_strings_match_and_pass_the_published_checksum(prefix: str) ->
 def test_near_misses_fail_the_pattern_or_the_checksum() -> None:
     regex, rule = re.compile(KEY_REGEX), published_rule()
     for _ in range(50):
-        key = keys.generate("llv")
+        key = keyformat.generate("llv")
         for miss in near_misses(key):
             found = regex.findall(f" {miss} ")
             assert not [m for m in found if rule(m)], miss
-            assert not keys.is_well_formed(miss, "llv")
+            assert not keyformat.is_well_formed(miss, "llv")
 
 
 def test_the_ready_configs_carry_the_published_expressions() -> None:

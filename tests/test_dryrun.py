@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.errors import InvalidArgument, NotFound, PermissionDenied
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.verify import VerifyRequest
 
 RESTRICTIONS = {
     "allowed_referrers": ["*.example.com/*"],

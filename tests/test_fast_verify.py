@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
-from llavero import keys
 from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath, plain_request, read_body, replay
-from llavero.clock import FrozenClock
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 PATH = "/v1/keys:verify"
@@ -90,7 +90,7 @@ def test_a_cached_verify_is_answered_without_the_route(
 def test_an_unknown_key_cached_as_missing_is_answered_too(
     llavero: Llavero, fast: TestClient, route: Route, verify_token: str
 ) -> None:
-    stranger = keys.generate(llavero.ctx.key_prefix)
+    stranger = keyformat.generate(llavero.ctx.key_prefix)
     warm(llavero, verify_token, stranger)
     answer = post(fast, verify_token, b'{"key": "%s"}' % stranger.encode())
     assert answer.json() == {

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero import http_verdicts
 from llavero.api import create_app
 from llavero.config import Settings
-from llavero.credentials import ProxyTrust
-from llavero.forward_auth import ForwardAuth
+from llavero.core.verify import CODES, VerifyRequest, VerifyResult
+from llavero.edges import answers
+from llavero.edges.credentials import ProxyTrust
+from llavero.edges.forward_auth import ForwardAuth
 from llavero.service import Actor, Llavero
-from llavero.verify import CODES, VerifyRequest, VerifyResult
 
 GEMINI = "generativelanguage.googleapis.com"
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -190,9 +190,9 @@ def test_a_spent_daily_quota_retries_at_the_end_of_the_utc_day(
 
 @pytest.mark.parametrize("code", [code for code in CODES if code != "VALID"])
 def test_every_refusing_verify_code_has_its_own_http_verdict(code: str) -> None:
-    refusal = http_verdicts.refusal(VerifyResult(code))
+    refusal = answers.refusal(VerifyResult(code))
     assert refusal is not None
-    assert refusal.verdict is http_verdicts.VERDICTS[code]
+    assert refusal.verdict is answers.VERDICTS[code]
     expected = {"RATE_LIMITED": 429, "QUOTA_EXCEEDED": 429}.get(
         code, 403 if code.endswith(("_NOT_ALLOWED", "_MISMATCH")) else 401
     )

@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llavero.config import Settings
-from llavero.credentials import ProxyTrust
-from llavero.errors import FailedPrecondition, InvalidArgument
-from llavero.gateway import (
+from llavero.core.verify import VerifyRequest, VerifyResult
+from llavero.edges.credentials import ProxyTrust
+from llavero.edges.gateway import (
     Gateway,
     UnitsScanner,
     Upstream,
@@ -33,10 +33,10 @@ from llavero.gateway import (
     service_may_block,
     unit_counter,
 )
-from llavero.logs import install_access_log_filter
+from llavero.edges.logs import install_access_log_filter
+from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.verify import VerifyRequest, VerifyResult
 from tests.loopback import serve
 
 UPSTREAM_KEY = "AIzaSyUPSTREAM-secret-0123456789abcdefghij"

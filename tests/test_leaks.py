@@ -17,12 +17,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero import keys
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.service.leaks import Match
-from llavero.verify import VerifyRequest
 
 
 def leak(llavero: Llavero, key_string: str, url: str = "https://paste.example/x") -> str:
@@ -156,7 +156,7 @@ def test_report_leaked_over_http(llavero: Llavero, admin: Actor, client: TestCli
     listed = client.get(f"/v1/projects/{project.id}/keys", params={"show_deleted": True}).json()
     assert listed["keys"][0]["leak"]["source"] == "gitleaks"
 
-    unknown = client.post("/v1/keys:reportLeaked", json={"key_string": keys.generate("llv")})
+    unknown = client.post("/v1/keys:reportLeaked", json={"key_string": keyformat.generate("llv")})
     assert unknown.status_code == 200 and unknown.json()["label"] == "false_positive"
     missing = client.post("/v1/keys:reportLeaked", json={"url": "x"})
     assert missing.status_code == 400 and "key_string" in missing.json()["error"]["message"]

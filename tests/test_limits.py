@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from llavero.config import Settings
-from llavero.errors import InvalidArgument
-from llavero.limits import (
+from llavero.core.limits import (
     Check,
     Decision,
     LimitStatus,
@@ -18,7 +17,8 @@ from llavero.limits import (
     normalize_key_limits,
     window_end,
 )
-from llavero.plans import Plan, default_plans
+from llavero.core.plans import Plan, default_plans
+from llavero.errors import InvalidArgument
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
 FREE = default_plans()["free"]

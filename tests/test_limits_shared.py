@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from llavero.clock import FrozenClock
 from llavero.config import Settings
-from llavero.instances import OWN_COUNTERS, Peer, Registry, counting_apart
-from llavero.limits import Check, checks_for
-from llavero.limits_db import DatabaseLimiter
-from llavero.logs import configure_logging
-from llavero.outage import Outage
-from llavero.plans import Plan
+from llavero.core.clock import FrozenClock
+from llavero.core.limits import Check, checks_for
+from llavero.core.plans import Plan
+from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 from llavero.store import Database
+from llavero.store.db_limiter import DatabaseLimiter
+from llavero.store.instances import OWN_COUNTERS, Peer, Registry, counting_apart
+from llavero.store.outage import Outage
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
 PLAN = Plan("p", "P", rpm=3, upm=100)

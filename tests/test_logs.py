@@ -6,8 +6,14 @@ import logging
 
 import pytest
 
-from llavero import keys
-from llavero.logs import ACCESS_LOGGER, REDACTED, RedactSecrets, install_access_log_filter, redact
+from llavero.core import keyformat
+from llavero.edges.logs import (
+    ACCESS_LOGGER,
+    REDACTED,
+    RedactSecrets,
+    install_access_log_filter,
+    redact,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,7 +35,7 @@ def test_uvicorn_access_records_are_redacted(caplog: pytest.LogCaptureFixture) -
     install_access_log_filter()
     logger = logging.getLogger(ACCESS_LOGGER)
     assert sum(isinstance(f, RedactSecrets) for f in logger.filters) == 1
-    key = keys.generate("llv")
+    key = keyformat.generate("llv")
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
         # The exact call uvicorn makes for every request.
         logger.info(

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from llavero.middleware import (
+from llavero.edges.middleware import (
     LlaveroMiddleware,
     LlaveroWSGIMiddleware,
     VerifiedKey,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from llavero.config import Settings
-from llavero.plans import LIMIT_NAMES, Plan, default_plans, load_plans
+from llavero.core.plans import LIMIT_NAMES, Plan, default_plans, load_plans
 
 
 def write_plans(tmp_path: Path, text: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from llavero.service.purger import Purger
 

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llavero.errors import InvalidArgument
-from llavero.restrictions import (
+from llavero.core.restrictions import (
     UNRESTRICTED,
     CompiledRestrictions,
     RequestContext,
     compile_restrictions,
     normalize,
 )
+from llavero.errors import InvalidArgument
 
 FP = "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709"
 FP_COLONS = ":".join(FP[i : i + 2] for i in range(0, 40, 2))

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 RESTRICTIONS = {
     "allowed_ips": ["203.0.113.0/24"],

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llavero import keys
 from llavero.cli import app
-from llavero.scan import Scanner, files_under
+from llavero.cli.scan import Scanner, files_under
+from llavero.core import keyformat
 from llavero.service import Actor, Llavero
 from llavero.service.tokens import TOKEN_PREFIX
 
@@ -27,7 +27,7 @@ def near_misses(key: str) -> list[str]:
     """Look-alikes a scanner must not report: one character changed (in the random part and
     in the checksum), another prefix, cut short, run on into more characters."""
     body = key[len("llv_") :]
-    flip = {c: ("B" if c == "A" else "A") for c in keys.ALPHABET}
+    flip = {c: ("B" if c == "A" else "A") for c in keyformat.ALPHABET}
     return [
         "llv_" + flip[body[0]] + body[1:],
         "llv_" + body[:-1] + flip[body[-1]],
@@ -71,8 +71,8 @@ def test_every_key_of_a_git_history_is_found_once_with_its_commit(tmp_path: Path
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    first, second, third = (keys.generate("llv") for _ in range(3))
-    token = keys.generate(TOKEN_PREFIX)
+    first, second, third = (keyformat.generate("llv") for _ in range(3))
+    token = keyformat.generate(TOKEN_PREFIX)
     misses = near_misses(first)
     c1 = commit(repo, "config", {"app/.env": f"GEMINI_KEY={first}\n", "README": "hello\n"})
     c2 = commit(repo, "more", {"app/.env": f"GEMINI_KEY={first}\nOTHER={second}\n"})
@@ -96,7 +96,7 @@ def test_every_key_of_a_git_history_is_found_once_with_its_commit(tmp_path: Path
 
 
 def test_near_misses_are_never_reported(tmp_path: Path) -> None:
-    key = keys.generate("llv")
+    key = keyformat.generate("llv")
     text = "\n".join(near_misses(key)).encode()
     assert list(Scanner("llv").scan_bytes(text, "x")) == []
     (finding,) = Scanner("llv").scan_bytes(text + b"\n'" + key.encode() + b"'", "x")
@@ -104,7 +104,7 @@ def test_near_misses_are_never_reported(tmp_path: Path) -> None:
 
 
 def test_a_directory_scan_keeps_gitignore_unless_told(tmp_path: Path) -> None:
-    key, ignored_key = keys.generate("llv"), keys.generate("llv")
+    key, ignored_key = keyformat.generate("llv"), keyformat.generate("llv")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text(f"k = '{key}'\n")
     (tmp_path / "build").mkdir()
@@ -126,7 +126,7 @@ def test_cli_json_names_the_key_never_prints_it(
 ) -> None:
     project = llavero_for_cli.projects.create(Actor.system("t"), "Scanned")
     created = llavero_for_cli.keys.create(Actor.system("t"), project.id)
-    unknown = keys.generate("llv")
+    unknown = keyformat.generate("llv")
     (tmp_path / "notes.txt").write_text(f"a\nb {created.key_string}\n{unknown}\n")
     result = runner.invoke(app, ["scan", str(tmp_path / "notes.txt"), "--json"])
     assert result.exit_code == 1, result.output
@@ -153,7 +153,7 @@ def test_cli_exit_codes_and_stdin(tmp_path: Path, cli_env: dict[str, str]) -> No
     assert runner.invoke(app, ["scan", str(clean)]).exit_code == 0
     assert runner.invoke(app, ["scan", str(tmp_path / "missing")]).exit_code == 2
     assert runner.invoke(app, ["scan", "--git", str(clean)]).exit_code == 2
-    key = keys.generate("llv")
+    key = keyformat.generate("llv")
     piped = runner.invoke(app, ["scan", "--stdin", "--sarif"], input=f"x={key}\n")
     assert piped.exit_code == 1
     sarif = json.loads(piped.stdout)
@@ -164,7 +164,7 @@ def test_cli_exit_codes_and_stdin(tmp_path: Path, cli_env: dict[str, str]) -> No
 
 
 def test_cli_scan_in_a_real_process(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    key = keys.generate("llv")
+    key = keyformat.generate("llv")
     (tmp_path / "f").write_text(key)
     result = subprocess.run(
         [sys.executable, "-m", "llavero", "scan", str(tmp_path / "f")],
@@ -187,9 +187,9 @@ def llavero_for_cli(cli_env: dict[str, str]) -> Iterator[Llavero]:
 
 
 def test_a_large_file_is_mapped_and_scanned_whole(tmp_path: Path) -> None:
-    from llavero import scan
+    from llavero.cli import scan
 
-    key = keys.generate("llv")
+    key = keyformat.generate("llv")
     big = tmp_path / "big.log"
     with big.open("wb") as handle:
         handle.write(b"x" * 10 + b"\n")

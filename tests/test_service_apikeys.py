@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from llavero import keys
-from llavero.clock import FrozenClock
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from llavero.service import Actor, Llavero
 from llavero.store import tables
@@ -39,7 +39,7 @@ def test_create_shows_the_string_once_and_stores_only_its_hash(
         annotations={"team": "ml"},
     )
     key = created.key
-    assert keys.is_well_formed(created.key_string, "llv")
+    assert keyformat.is_well_formed(created.key_string, "llv")
     assert key.last4 == created.key_string[-4:]
     assert (key.project, key.display_name, key.state) == (project, "Gemini key", "ACTIVE")
     assert (key.environment, key.annotations) == ("production", {"team": "ml"})
@@ -192,7 +192,7 @@ def test_lookup(any_llavero: Llavero, admin: Actor, project: str) -> None:
     assert any_llavero.keys.lookup(admin, created.key_string).key == created.key.id
     assert any_llavero.keys.lookup(admin, new).key == created.key.id
     with pytest.raises(NotFound) as missing:
-        any_llavero.keys.lookup(admin, keys.generate("llv"))
+        any_llavero.keys.lookup(admin, keyformat.generate("llv"))
     assert missing.value.field == "key_string"
     with pytest.raises(InvalidArgument) as malformed:
         any_llavero.keys.lookup(admin, created.key_string[:-1] + "!")

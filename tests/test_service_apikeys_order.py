@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from llavero import models
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.errors import InvalidArgument
-from llavero.service import Actor, Llavero
+from llavero.service import Actor, Llavero, models
 from llavero.service.apikeys import ORDERS
 
 # (project, display name, seconds after the previous key): equal names and equal times on

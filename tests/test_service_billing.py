@@ -7,11 +7,11 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from llavero.changes import PROJECT
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from llavero.service import Actor, Llavero
 from llavero.service.context import MEMBER_SCOPES
 from llavero.store import tables
+from llavero.store.changes import PROJECT
 
 ACCOUNT_ID = re.compile(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}")
 

@@ -15,8 +15,8 @@ from llavero.errors import (
     NotFound,
     PermissionDenied,
 )
-from llavero.models import Member
 from llavero.service import Actor, Llavero
+from llavero.service.models import Member
 from llavero.service.users import actor_for
 
 PASSWORD = "correct horse battery"

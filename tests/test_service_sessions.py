@@ -2,8 +2,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
-from llavero.console.security import CSRF_HEADER, SESSION_COOKIE
+from llavero.core.clock import FrozenClock
+from llavero.edges.security import CSRF_HEADER, SESSION_COOKIE
 from llavero.service import Actor, Llavero
 from llavero.service.sessions import SESSION_TTL
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from llavero import keys
-from llavero.clock import FrozenClock
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
 from llavero.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -27,7 +27,7 @@ def test_create_returns_the_token_once_and_stores_its_hash(
     any_llavero: Llavero, admin: Actor
 ) -> None:
     created = any_llavero.tokens.create(admin, ["keys:write", "keys:read", "keys:read"], "ci")
-    assert keys.is_well_formed(created.token, TOKEN_PREFIX)
+    assert keyformat.is_well_formed(created.token, TOKEN_PREFIX)
     assert created.token_info.scopes == ["keys:read", "keys:write"]
     assert created.token_info.last4 == created.token[-4:]
     with any_llavero.db.reading() as session:
@@ -96,12 +96,17 @@ def test_unknown_and_malformed_tokens(any_llavero: Llavero) -> None:
 
     event.listen(any_llavero.db.engine, "before_cursor_execute", count)
     try:
-        for malformed in ("", "llvtok_", keys.generate("llv"), keys.generate(TOKEN_PREFIX)[:-1]):
+        for malformed in (
+            "",
+            "llvtok_",
+            keyformat.generate("llv"),
+            keyformat.generate(TOKEN_PREFIX)[:-1],
+        ):
             with pytest.raises(Unauthenticated):
                 any_llavero.tokens.authenticate(malformed)
         assert statements == []
         with pytest.raises(Unauthenticated, match="unknown or revoked"):
-            any_llavero.tokens.authenticate(keys.generate(TOKEN_PREFIX))
+            any_llavero.tokens.authenticate(keyformat.generate(TOKEN_PREFIX))
         assert len(statements) == 1
     finally:
         event.remove(any_llavero.db.engine, "before_cursor_execute", count)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.errors import InvalidArgument, NotFound
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 GRANULARITIES = ("minute", "hour", "day")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from llavero.cache import KeyRecord
+from llavero.core.cache import KeyRecord
+from llavero.core.verify import VerifyRequest
 from llavero.errors import InvalidArgument
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.verify import VerifyRequest
 
 
 def cached_record(llavero: Llavero, key: str) -> KeyRecord:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.errors import (
     AlreadyExists,
     InvalidArgument,

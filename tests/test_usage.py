@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.meter import REPORTED, UsageMeter, rollup
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.usage import REPORTED, UsageMeter, rollup
-from llavero.verify import VerifyRequest
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z
 

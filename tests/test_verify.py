@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, update
 
-from llavero import keys
-from llavero.changes import ChangeFeed
-from llavero.clock import FrozenClock
+from llavero.core import keyformat
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.errors import Unauthenticated
 from llavero.service import Actor, Llavero
 from llavero.store import tables
-from llavero.verify import VerifyRequest
+from llavero.store.changes import ChangeFeed
 
 
 @contextmanager
@@ -89,7 +89,7 @@ def test_one_changed_character_is_malformed_without_a_query(
 
 
 def test_unknown_key_is_not_found_and_asked_once(any_llavero: Llavero) -> None:
-    unknown = keys.generate("llv")
+    unknown = keyformat.generate("llv")
     with counting_queries(any_llavero.db.engine) as first:
         assert code(any_llavero, unknown) == "NOT_FOUND"
     assert len(first) == 1

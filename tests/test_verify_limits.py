@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest, VerifyResult
 
 FREE_RPM = 10
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 CERT = "DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09"
 OTHER_CERT = "11:22:33:44:55:66:77:88:99:00:AA:BB:CC:DD:EE:FF:00:11:22:33"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from llavero.service.context import MEMBER_SCOPES
 from tests.conftest import make_service

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero, events
 from llavero.store import tables
-from llavero.verify import VerifyRequest
 from tests.conftest import make_service
 from tests.webhook_receiver import Receiver, receiver
 

@@ -20,17 +20,17 @@ from llavero.api import (
     leaks,
     members,
     projects,
+    proxy_auth,
     throttles,
+    usage,
     usage_report,
-    verify,
+    verification,
     webhooks,
 )
-from llavero.api import forward_auth as forward_auth_api
-from llavero.api import usage as usage_api
 from llavero.api.fast_verify import VerifyFastPath
 from llavero.console import app as console_app
-from llavero.console.security import SecurityHeaders
-from llavero.proxy_trust import ClientAddress, ProxyTrust
+from llavero.edges.proxy_trust import ClientAddress, ProxyTrust
+from llavero.edges.security import SecurityHeaders
 from llavero.service import Llavero
 
 NO_STORE = (b"cache-control", b"no-store")
@@ -113,16 +113,16 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
         leaks,
         members,
         keys,
-        verify,
+        verification,
         audit,
         billing,
         usage_report,
-        usage_api,
+        usage,
         throttles,
         webhooks,
     ):
         app.include_router(module.router, dependencies=parameters)
-    app.include_router(forward_auth_api.router)
+    app.include_router(proxy_auth.router)
     console_app.install(app, llavero)
     # Around the routes (the fast path sits in front and reads no client address): every layer
     # and route sees the client `LLAVERO_TRUSTED_PROXIES` vouch for.

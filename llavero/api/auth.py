@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from llavero.console.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
+from llavero.edges.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf
 from llavero.errors import Unauthenticated
 from llavero.service import Actor, Llavero
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
-from llavero import text
+from llavero.core import text
 from llavero.errors import LlaveroError
 
 log = logging.getLogger("llavero.api")
@@ -84,7 +84,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def well_formed_parameters(request: Request) -> None:
-    """Path and query parameters follow the text rule of bodies (`llavero.text`): `%00` or an
+    """Path and query parameters follow the text rule of bodies (`llavero.core.text`): `%00` or an
     ill-formed value is a 400 naming the parameter, before any database sees it. A query
     parameter the operation does not declare is named `query`, its name left unechoed."""
     route = request.scope.get("route")

@@ -9,7 +9,7 @@ itself, in the event loop: a JSON body that is plainly valid, a bearer
 token this process has already authenticated, a key whose record is cached. Its answer carries
 the same body (orjson) and the same headers (precomputed) as the route's.
 
-Anything else goes on, body replayed, to the documented FastAPI route in `llavero.api.verify`:
+Anything else goes on, body replayed, to the documented FastAPI route in `llavero.api.verification`:
 an invalid body, an unknown token or a console session, a missing scope, a key not cached yet
 (a database read). So every error answer keeps coming from one place, the route keeps the
 OpenAPI document, and the first verify of a key warms the cache for the next ones.
@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero.api import errors
-from llavero.api.verify import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
-from llavero.console.security import HEADERS as SECURITY_HEADERS
-from llavero.limits import MemoryLimiter
+from llavero.api.verification import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
+from llavero.core.limits import MemoryLimiter
+from llavero.core.verify import VerifyRequest
+from llavero.edges.security import HEADERS as SECURITY_HEADERS
 from llavero.service import Llavero
-from llavero.verify import VerifyRequest
 
 VERIFY_PATH: Final = "/v1/keys:verify"
 VERIFY_SCOPE: Final = "keys:verify"

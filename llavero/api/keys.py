@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from llavero import models
 from llavero.api.auth import Caller, Service
 from llavero.api.projects import PageSize, PageToken
 from llavero.api.schemas import (
@@ -19,6 +18,7 @@ from llavero.api.schemas import (
     RestrictionTestBody,
     Rotate,
 )
+from llavero.service import models
 from llavero.service.dryrun import RestrictionTest
 
 router = APIRouter(tags=["keys"])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from llavero import models
 from llavero.api.auth import Caller, Service
 from llavero.api.schemas import MemberAdd, MemberList, MemberUpdate
+from llavero.service import models
 
 router = APIRouter(prefix="/v1/projects/{project}/members", tags=["members"])
 

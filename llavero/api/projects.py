@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from llavero import models
 from llavero.api.auth import Caller, Service
 from llavero.api.schemas import ProjectCreate, ProjectList, ProjectUpdate
 from llavero.errors import InvalidArgument
+from llavero.service import models
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 PageSize = Annotated[int | None, Query(ge=0, le=1000)]

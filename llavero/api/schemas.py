@@ -1,7 +1,7 @@
 """Request bodies and list envelopes of the REST API (the OpenAPI document is built from them).
 
 Bodies forbid unknown fields, so a typo is a 400 naming the field rather than a silent no-op.
-Every string in a body, at any depth, must be well-formed Unicode (`llavero.text`); values are
+Every string in a body, at any depth, must be well-formed Unicode (`llavero.core.text`); values are
 checked by the service layer, which names the field that is wrong."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llavero import models, text
+from llavero.core import text
+from llavero.service import models
 
 
 class Body(BaseModel):

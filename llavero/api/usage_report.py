@@ -8,7 +8,7 @@ from pydantic import Field
 
 from llavero.api.auth import Caller, Service
 from llavero.api.schemas import Body
-from llavero.plans import MAX_LIMIT
+from llavero.core.plans import MAX_LIMIT
 from llavero.service.usage_report import UsageReport
 
 router = APIRouter(tags=["usage"])

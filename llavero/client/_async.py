@@ -8,13 +8,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from llavero import models
 from llavero.api.billing import BillingAccountList
 from llavero.api.schemas import AuditList, KeyList, ProjectList
-from llavero.api.verify import VerifyOut
+from llavero.api.verification import VerifyOut
 from llavero.client import _calls as calls
 from llavero.client._calls import Call, Time
 from llavero.client._errors import raise_for_error
+from llavero.service import models
 from llavero.service.billing import BillingAccount, BillingInfo
 from llavero.service.dryrun import RestrictionTest
 from llavero.service.plans import PlanInfo

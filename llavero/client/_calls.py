@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from llavero import models
 from llavero.api.billing import BillingAccountList
 from llavero.api.schemas import AuditList, KeyList, ProjectList
-from llavero.api.verify import VerifyOut
+from llavero.api.verification import VerifyOut
+from llavero.service import models
 from llavero.service.billing import BillingAccount, BillingInfo
 from llavero.service.dryrun import RestrictionTest
 from llavero.service.plans import PlanInfo

@@ -84,7 +84,7 @@ PLANS: Final[Mapping[str, str]] = {
     "Tier 2": N_("Tier 2"),
     "Tier 3": N_("Tier 3"),
 }
-"""The display names of the packaged plans (llavero/plans.toml)."""
+"""The display names of the packaged plans (llavero/core/plans.toml)."""
 
 
 def name(code: str, names: Mapping[str, str], lang: str) -> str:

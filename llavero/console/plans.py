@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llavero import plans
+from llavero.core import plans
 from llavero.service import Llavero
 
 
 def catalogue(llavero: Llavero) -> Mapping[str, plans.Plan]:
-    """`llavero.plans.plans` (a `PlanCatalog`) when present: it holds the deployment's TOML."""
+    """`llavero.core.plans.plans` (a `PlanCatalog`) when present: it holds the deployment's TOML."""
     known = getattr(getattr(llavero, "plans", None), "plans", None)
     return known if isinstance(known, Mapping) else plans.default_plans()
 

@@ -16,10 +16,11 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from llavero.console import i18n, security, templating
+from llavero.console import i18n, templating
+from llavero.edges import security
 from llavero.errors import PermissionDenied
-from llavero.models import User
 from llavero.service import Actor, Llavero
+from llavero.service.models import User
 from llavero.service.sessions import SignedIn
 
 SIGNIN_CSRF_COOKIE: Final = "llavero_signin_csrf"

@@ -9,24 +9,22 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from llavero.background import Periodic
-from llavero.cache import KeyCache
-from llavero.changes import KEY, PROJECT, TOKEN, ChangeFeed
-from llavero.clock import SYSTEM_CLOCK, Clock
 from llavero.config import Settings
-from llavero.delivery import Dispatcher
+from llavero.core.background import Periodic
+from llavero.core.cache import KeyCache
+from llavero.core.clock import SYSTEM_CLOCK, Clock
+from llavero.core.keyformat import KeyHasher
+from llavero.core.limits import create_limiter
+from llavero.core.meter import UsageMeter
+from llavero.core.plans import load_plans
+from llavero.core.verify import Verifier
 from llavero.errors import AlreadyExists
-from llavero.instances import OWN_COUNTERS, Registry
-from llavero.keys import KeyHasher
-from llavero.limits import create_limiter
-from llavero.limits_db import DatabaseLimiter
-from llavero.plans import load_plans
-from llavero.secret_scanning import SignatureChecker
 from llavero.service.alerts import Alerts
 from llavero.service.apikeys import ApiKeys
 from llavero.service.audit import Audit
 from llavero.service.billing import Billing
 from llavero.service.context import Actor, Context
+from llavero.service.delivery import Dispatcher
 from llavero.service.federation import Federation
 from llavero.service.leaks import Leaks
 from llavero.service.members import Members
@@ -34,6 +32,7 @@ from llavero.service.pagination import PageTokens
 from llavero.service.plans import PlanCatalog
 from llavero.service.projects import Projects
 from llavero.service.purger import Purger
+from llavero.service.secret_scanning import SignatureChecker
 from llavero.service.sessions import Sessions
 from llavero.service.tokens import Tokens
 from llavero.service.usage import Usage
@@ -41,8 +40,9 @@ from llavero.service.usage_report import UsageReports
 from llavero.service.users import Users
 from llavero.service.webhooks import Webhooks
 from llavero.store import Database, DatabaseTimeouts
-from llavero.usage import UsageMeter
-from llavero.verify import Verifier
+from llavero.store.changes import KEY, PROJECT, TOKEN, ChangeFeed
+from llavero.store.db_limiter import DatabaseLimiter
+from llavero.store.instances import OWN_COUNTERS, Registry
 
 log = logging.getLogger("llavero")
 SECRET_FILE = "hash-secret"

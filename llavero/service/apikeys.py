@@ -16,12 +16,12 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from llavero import keys, limits, models, restrictions
-from llavero.changes import KEY, record_change
+from llavero.core import keyformat, limits, restrictions
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, dryrun, events, projects, validation
+from llavero.service import access, audit, dryrun, events, models, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
+from llavero.store.changes import KEY, record_change
 
 UNDELETE_DAYS = 30
 MAX_GRACE_SECONDS = 604_800
@@ -102,14 +102,14 @@ class ApiKeys:
             "annotations": validation.annotation_map(annotations),
             "limits": _limits(limits),
         }
-        key_string = keys.generate(self.ctx.key_prefix)
+        key_string = keyformat.generate(self.ctx.key_prefix)
         with self.ctx.db.transaction() as session:
             project = projects.load(session, actor, project_id, access.KEYS)
             row = tables.Key(
                 id=str(uuid.uuid4()),
                 project_id=project.id,
                 key_hash=self.ctx.hasher.hash(key_string),
-                last4=keys.last4(key_string),
+                last4=keyformat.last4(key_string),
                 state="ACTIVE",
                 created_by=actor.name,
                 create_time=now,
@@ -235,7 +235,7 @@ class ApiKeys:
                 f"must be a whole number from 0 to {MAX_GRACE_SECONDS}",
                 field="grace_period_seconds",
             )
-        key_string = keys.generate(self.ctx.key_prefix)
+        key_string = keyformat.generate(self.ctx.key_prefix)
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
             row = self._load(session, actor, key_id, access.KEYS)
@@ -246,7 +246,7 @@ class ApiKeys:
             # Free the old unique value before the new one lands: one flush per step.
             session.flush()
             row.key_hash = self.ctx.hasher.hash(key_string)
-            row.last4 = keys.last4(key_string)
+            row.last4 = keyformat.last4(key_string)
             row.update_time = now
             self._audit(
                 session,
@@ -273,7 +273,7 @@ class ApiKeys:
     def lookup(self, actor: Actor, key_string: str) -> models.KeyLookup:
         """Which project and key a string belongs to; the string itself is never echoed."""
         actor.require("admin")
-        if not isinstance(key_string, str) or not keys.is_well_formed(
+        if not isinstance(key_string, str) or not keyformat.is_well_formed(
             key_string, self.ctx.key_prefix
         ):
             raise InvalidArgument("is not a well-formed key string", field="key_string")

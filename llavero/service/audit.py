@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from llavero import models
 from llavero.errors import InvalidArgument
-from llavero.service import access
+from llavero.service import access, models
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 

@@ -22,13 +22,12 @@ from babel.numbers import is_currency
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from llavero import models
-from llavero.changes import PROJECT, record_change
 from llavero.errors import FailedPrecondition, InvalidArgument
-from llavero.service import access, audit, events, projects, validation
+from llavero.service import access, audit, events, models, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.service.plans import PlanCatalog, limits_of
 from llavero.store import tables
+from llavero.store.changes import PROJECT, record_change
 
 ACCOUNT_ID = re.compile(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}")
 DEFAULT_CURRENCY = "USD"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llavero.cache import KeyCache
-from llavero.clock import Clock
 from llavero.config import Settings
+from llavero.core.cache import KeyCache
+from llavero.core.clock import Clock
+from llavero.core.keyformat import KeyHasher
 from llavero.errors import PermissionDenied
-from llavero.keys import KeyHasher
 from llavero.service.pagination import PageTokens
 from llavero.store import Database
 

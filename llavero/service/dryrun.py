@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from llavero.core.restrictions import RequestContext, compile_restrictions
 from llavero.errors import InvalidArgument
-from llavero.models import Model
-from llavero.restrictions import RequestContext, compile_restrictions
+from llavero.service.models import Model
 from llavero.store import tables
 
 CONTEXT_FIELDS: Final = (

@@ -2,7 +2,7 @@
 
 `emit` writes the event into the outbox (`events`) and one delivery per target (each subscribed
 webhook, each owner's address when the type is emailed) in the caller's transaction: an event
-exists exactly when its change committed. `llavero.delivery` sends them afterwards
+exists exactly when its change committed. `llavero.service.delivery` sends them afterwards
 (docs/webhooks.md). A payload names a key by `key_id`, `project` and `last4`, never by its string.
 """
 

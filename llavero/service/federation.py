@@ -14,9 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from llavero import models
 from llavero.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from llavero.service import audit, users
+from llavero.service import audit, models, users
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 

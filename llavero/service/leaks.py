@@ -18,14 +18,14 @@ from typing import Literal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from llavero import keys, models
-from llavero.changes import KEY, TOKEN, record_change
+from llavero.core import keyformat
 from llavero.errors import FailedPrecondition, NotFound
-from llavero.service import access, audit, events, projects
+from llavero.service import access, audit, events, models, projects
 from llavero.service.apikeys import ApiKeys
 from llavero.service.context import Actor, Context
 from llavero.service.tokens import TOKEN_PREFIX, Tokens
 from llavero.store import tables
+from llavero.store.changes import KEY, TOKEN, record_change
 
 KEY_TYPE = "llavero_api_key"
 TOKEN_TYPE = "llavero_management_token"
@@ -148,9 +148,9 @@ class Leaks:
         return created.model_copy(update={"key": created.key.model_copy(update={"leak": None})})
 
     def _kind(self, token: str) -> Literal["key", "token"] | None:
-        if keys.is_well_formed(token, self.ctx.key_prefix):
+        if keyformat.is_well_formed(token, self.ctx.key_prefix):
             return "key"
-        if keys.is_well_formed(token, TOKEN_PREFIX):
+        if keyformat.is_well_formed(token, TOKEN_PREFIX):
             return "token"
         return None
 

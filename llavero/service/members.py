@@ -8,9 +8,8 @@ from typing import Final
 from sqlalchemy import Delete, Update, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from llavero import models
 from llavero.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, projects
+from llavero.service import access, audit, models, projects
 from llavero.service.context import Actor, Context
 from llavero.service.users import normalize_email
 from llavero.store import tables

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from llavero import models
 from llavero.errors import InvalidArgument
+from llavero.service import models
 
 DEFAULT_PAGE_SIZE = 50
 T = TypeVar("T")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from llavero.models import Model
-from llavero.plans import LIMIT_NAMES, Plan
+from llavero.core.plans import LIMIT_NAMES, Plan
+from llavero.service.models import Model
 
 
 class PlanInfo(Model):

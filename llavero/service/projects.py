@@ -9,18 +9,17 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from llavero import models
-from llavero.changes import PROJECT, record_change
+from llavero.core.plans import plan_for_billing
 from llavero.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
-from llavero.plans import plan_for_billing
-from llavero.service import access, audit, validation
+from llavero.service import access, audit, models, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
+from llavero.store.changes import PROJECT, record_change
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 SLUG = re.compile(r"[a-z0-9-]{1,63}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from llavero.background import Periodic
+from llavero.core.background import Periodic
 
 log = logging.getLogger("llavero.purge")
 PURGE_INTERVAL_SECONDS = 3600.0

@@ -10,8 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from llavero import models
-from llavero.service import members, users
+from llavero.service import members, models, users
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 

@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from llavero.errors import ResourceExhausted
-from llavero.models import Model
 from llavero.service.context import Context
+from llavero.service.models import Model
 from llavero.store import tables
 
 FREE_ATTEMPTS: Final = 5

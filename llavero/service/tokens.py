@@ -9,12 +9,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from llavero import keys, models
-from llavero.changes import TOKEN, record_change
+from llavero.core import keyformat
 from llavero.errors import FailedPrecondition, InvalidArgument, Unauthenticated
-from llavero.service import audit, validation
+from llavero.service import audit, models, validation
 from llavero.service.context import SCOPES, Actor, Context
 from llavero.store import tables
+from llavero.store.changes import TOKEN, record_change
 
 TOKEN_PREFIX = "llvtok"
 
@@ -63,13 +63,13 @@ class Tokens:
         name = validation.display_name(display_name)
         now = self.ctx.clock.now()
         expires = validation.future_time(expire_time, now)
-        token = keys.generate(TOKEN_PREFIX)
+        token = keyformat.generate(TOKEN_PREFIX)
         with self.ctx.db.transaction() as session:
             row = tables.Token(
                 id=str(uuid.uuid4()),
                 display_name=name,
                 token_hash=self.ctx.hasher.hash(token),
-                last4=keys.last4(token),
+                last4=keyformat.last4(token),
                 scopes=wanted,
                 created_by=actor.name,
                 create_time=now,
@@ -104,7 +104,7 @@ class Tokens:
 
     def authenticate(self, token: str, ip: str | None = None) -> Actor:
         """Cached by hash: a verifier's token is checked on every verify."""
-        if not keys.is_well_formed(token, TOKEN_PREFIX):
+        if not keyformat.is_well_formed(token, TOKEN_PREFIX):
             raise Unauthenticated("the bearer token is not a Llavero management token")
         digest = self.ctx.hasher.hash(token)
         cached = self._fresh(digest)

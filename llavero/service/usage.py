@@ -13,13 +13,13 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, select
 
-from llavero import verify
+from llavero.core import verify
+from llavero.core.meter import GRANULARITIES, REPORTED
 from llavero.errors import InvalidArgument
-from llavero.models import Model
 from llavero.service import apikeys, projects
 from llavero.service.context import Actor, Context
+from llavero.service.models import Model
 from llavero.store import tables
-from llavero.usage import GRANULARITIES, REPORTED
 
 MAX_BUCKETS: Final = 2000
 DEFAULT_SPAN: Final[Mapping[str, timedelta]] = {

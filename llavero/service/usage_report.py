@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from llavero.cache import KeyRecord
+from llavero.core.cache import KeyRecord
+from llavero.core.limits import REQUEST_LIMITS, Limiter, checks_for, limit_dicts
+from llavero.core.plans import MAX_LIMIT, Plan
 from llavero.errors import AlreadyExists, InvalidArgument
-from llavero.limits import REQUEST_LIMITS, Limiter, checks_for, limit_dicts
-from llavero.models import Model
-from llavero.plans import MAX_LIMIT, Plan
 from llavero.service import projects, validation
 from llavero.service.context import Actor, Context
+from llavero.service.models import Model
 from llavero.service.plans import PlanCatalog
 from llavero.store import tables
 

@@ -15,14 +15,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from llavero import models
 from llavero.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
     Unauthenticated,
 )
-from llavero.service import audit
+from llavero.service import audit, models
 from llavero.service.context import MEMBER_SCOPES, Actor, Context
 from llavero.service.throttle import IP_LENGTH, SigninThrottle, Throttle
 from llavero.store import tables

@@ -20,9 +20,8 @@ import httpx
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
-from llavero import models
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
-from llavero.service import access, audit, events, projects, validation
+from llavero.service import access, audit, events, models, projects, validation
 from llavero.service.context import Actor, Context
 from llavero.store import tables
 

@@ -2,7 +2,7 @@
 console, CLI, background work) goes through, since every write is a flush of a session.
 
 The API refuses such text earlier, in its request bodies and parameters, with the same rule
-(`llavero.text`); this guard is what makes the rule hold for every other caller too."""
+(`llavero.core.text`); this guard is what makes the rule hold for every other caller too."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from llavero import text
+from llavero.core import text
 
 
 def guard_text(session: Session, _context: Any, _instances: Any) -> None:

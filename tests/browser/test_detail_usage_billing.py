@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from llavero import models
-from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
+from llavero.core.verify import VerifyRequest
+from llavero.service import Actor, Llavero, models
 
 pytestmark = pytest.mark.browser
 

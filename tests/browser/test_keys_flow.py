@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 
 pytestmark = pytest.mark.browser
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.service.leaks import Match
-from llavero.verify import VerifyRequest
 
 pytestmark = pytest.mark.browser
 PLACE = "https://github.com/octo/demo/blob/abc123/.env#L1"

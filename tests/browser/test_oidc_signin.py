@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import pytest
 from playwright.sync_api import expect
 
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from tests.browser.conftest import PASSWORD, LiveServer, free_port, require
 from tests.conftest import make_service

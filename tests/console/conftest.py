@@ -10,8 +10,8 @@ from console_client import PASSWORD, sign_in
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
-from llavero.models import User
 from llavero.service import Actor, Llavero
+from llavero.service.models import User
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ from console_client import PASSWORD, Rows, csrf_of, sign_in
 from fastapi.testclient import TestClient
 from marking import mark_translations, untranslated
 
-from llavero import models
 from llavero.api import create_app
 from llavero.console.pages.billing import CURRENCIES
-from llavero.service import Actor, Llavero
+from llavero.service import Actor, Llavero, models
 from llavero.service.billing import BillingAccount
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from console_client import key_names
 from fastapi.testclient import TestClient
 
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 
 

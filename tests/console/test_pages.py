@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
-from llavero.models import User
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
+from llavero.service.models import User
 from llavero.store import tables
-from llavero.verify import VerifyRequest
 
 SPEC_COLUMNS = {
     "es_419": [

@@ -14,11 +14,10 @@ from console_client import PASSWORD, Rows, sign_in
 from fastapi.testclient import TestClient
 from marking import mark_translations, untranslated
 
-from llavero import models
 from llavero.api import create_app
-from llavero.instances import Registry
-from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
+from llavero.core.verify import VerifyRequest
+from llavero.service import Actor, Llavero, models
+from llavero.store.instances import Registry
 
 
 @pytest.fixture(autouse=True)

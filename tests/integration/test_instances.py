@@ -23,8 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from llavero.clock import SYSTEM_CLOCK
 from llavero.config import Settings
+from llavero.core.clock import SYSTEM_CLOCK
 from llavero.service import Actor, Llavero
 from llavero.store import tables
 from tests.conftest import require

@@ -14,8 +14,8 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from llavero.limits import Check, LimitStatus, RedisLimiter, checks_for
-from llavero.plans import Plan, default_plans
+from llavero.core.limits import Check, LimitStatus, RedisLimiter, checks_for
+from llavero.core.plans import Plan, default_plans
 from tests.conftest import require
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
@@ -222,7 +222,7 @@ def test_an_unreachable_redis_falls_back_to_memory_and_retries_later(
     assert errors_during_backoff == 1
     assert errors_count() - before == 2
     assert (retried.allowed, retried.limits["rpm"].remaining) == (False, 0)
-    warnings = [r for r in caplog.records if r.name == "llavero.limits"]
+    warnings = [r for r in caplog.records if r.name == "llavero.core.limits"]
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
     assert "hunter2" not in caplog.text

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from llavero.config import Settings
-from llavero.limits import checks_for
+from llavero.core.limits import checks_for
 from llavero.service import Actor, Llavero
 from tests.conftest import require
 from tests.loopback import serve as serve_in_thread

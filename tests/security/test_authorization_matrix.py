@@ -21,8 +21,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from llavero import keys
 from llavero.api import create_app
+from llavero.core import keyformat
 from llavero.service import Actor, Llavero
 from llavero.service.tokens import TOKEN_PREFIX
 from llavero.store import tables
@@ -248,7 +248,7 @@ class Fixture:
     def headers(self, caller: Caller) -> tuple[dict[str, str], dict[str, str]]:
         """(headers, cookies) of a caller."""
         if caller.scope == "unknown":
-            return {"Authorization": f"Bearer {keys.generate(TOKEN_PREFIX)}"}, {}
+            return {"Authorization": f"Bearer {keyformat.generate(TOKEN_PREFIX)}"}, {}
         if caller.anonymous:
             return {}, {}
         if caller.scope is not None:

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from llavero.config import Settings
-from llavero.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
-from llavero.proxy_trust import ProxyTrust
+from llavero.edges.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
+from llavero.edges.proxy_trust import ProxyTrust
 from llavero.service import Actor, Llavero
 from tests.loopback import serve
 from tests.security.servers import (

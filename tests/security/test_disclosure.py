@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath
-from llavero.console.security import HEADERS
+from llavero.edges.security import HEADERS
 from llavero.service import Actor, Llavero
 
 

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from tests.conftest import make_service
 from tests.loopback import serve

@@ -17,8 +17,8 @@ from urllib.parse import quote
 import pytest
 from uvicorn.logging import AccessFormatter
 
-from llavero import credentials, redaction
-from llavero.keys import generate
+from llavero.core.keyformat import generate
+from llavero.edges import credentials, redaction
 from llavero.service import Actor
 from tests.security.servers import (
     UPSTREAM_KEY,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llavero.upstream_path import refusal_reason
+from llavero.edges.upstream_path import refusal_reason
 from tests.security.servers import (
     UPSTREAM_KEY,
     Instance,

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
-from llavero.clock import FrozenClock
 from llavero.config import Settings
+from llavero.core.clock import FrozenClock
+from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
-from llavero.verify import VerifyRequest
 from tests.conftest import make_service
 
 IDENTIFIER = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a"
@@ -48,7 +48,7 @@ def scanning(
     document = {
         "public_keys": [{"key_identifier": IDENTIFIER, "key": pem(github_key), "is_current": True}]
     }
-    path = tmp_path / "github-keys.json"
+    path = tmp_path / "github-keyformat.json"
     path.write_text(json.dumps(document))
     configured = settings.model_copy(update={"github_secret_scanning_keys": str(path)})
     yield from make_service(configured, clock)
@@ -116,9 +116,9 @@ def test_signed_report_revokes_and_the_next_verify_is_deleted(
 def test_unknown_strings_are_false_positives(
     scanning: Llavero, http: TestClient, github_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    from llavero import keys
+    from llavero.core import keyformat
 
-    never_issued = keys.generate("llv")
+    never_issued = keyformat.generate("llv")
     body = json.dumps(
         [{"token": never_issued, "type": "llavero_api_key"}, {"token": "llv_x"}]
     ).encode()
@@ -183,9 +183,9 @@ def test_a_batch_of_1000_matches_is_answered_in_full(
     strings = [
         scanning.keys.create(Actor.system("test"), project.id).key_string for _ in range(500)
     ]
-    from llavero import keys
+    from llavero.core import keyformat
 
-    strings += [keys.generate("llv") for _ in range(500)]
+    strings += [keyformat.generate("llv") for _ in range(500)]
     body = json.dumps(
         [{"token": s, "type": "llavero_api_key", "url": "u", "source": "content"} for s in strings]
     ).encode()
@@ -213,7 +213,7 @@ def test_a_key_github_rotates_in_is_read_when_it_first_signs(
             {"key_identifier": "new-key", "key": pem(rotated_in), "is_current": True},
         ]
     }
-    (tmp_path / "github-keys.json").write_text(json.dumps(document))
+    (tmp_path / "github-keyformat.json").write_text(json.dumps(document))
     clock.advance(2)
     response = post(http, body, "new-key", sign(rotated_in, body))
     assert response.status_code == 200 and response.json()[0]["label"] == "true_positive"

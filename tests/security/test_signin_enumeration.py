@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from llavero.api import create_app
 from llavero.cli import app as cli_app
-from llavero.clock import FrozenClock
+from llavero.core.clock import FrozenClock
 from llavero.errors import LlaveroError, ResourceExhausted, Unauthenticated
 from llavero.service import Actor, Llavero
 from llavero.service.throttle import FREE_ATTEMPTS

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from llavero.console import security, web
+from llavero.console import web
+from llavero.edges import security
 from llavero.errors import ResourceExhausted, Unauthenticated
 
 router = APIRouter(include_in_schema=False)

@@ -17,11 +17,11 @@ from babel.numbers import format_decimal, get_currency_name
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
-from llavero import models
 from llavero.console import web
 from llavero.console.plans import plan_display_name
+from llavero.core.plans import FREE_PLAN, LIMIT_NAMES
 from llavero.errors import InvalidArgument, LlaveroError, PermissionDenied
-from llavero.plans import FREE_PLAN, LIMIT_NAMES
+from llavero.service import models
 from llavero.service.billing import DEFAULT_CURRENCY, BillingAccount
 from llavero.service.pagination import every_item
 from llavero.service.projects import LEAK_POLICIES

@@ -19,13 +19,13 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from llavero import models, restrictions
 from llavero.console import web
 from llavero.console.pages.keys import leak_context
 from llavero.console.plans import plan_display_name
+from llavero.core import restrictions
+from llavero.core.plans import LIMIT_NAMES
 from llavero.errors import InvalidArgument, LlaveroError, NotFound, PermissionDenied
-from llavero.plans import LIMIT_NAMES
-from llavero.service import dryrun
+from llavero.service import dryrun, models
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,11 +17,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
-from llavero import models, restrictions
 from llavero.console import i18n, web
 from llavero.console.pages.billing import all_projects
 from llavero.console.plans import plan_display_name
+from llavero.core import restrictions
 from llavero.errors import LlaveroError, PermissionDenied
+from llavero.service import models
 from llavero.service.apikeys import STATES
 
 router = APIRouter(include_in_schema=False)

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
-from llavero import models
 from llavero.console import web
 from llavero.errors import LlaveroError
+from llavero.service import models
 from llavero.service.members import ROLES
 from llavero.service.pagination import every_item
 

@@ -19,15 +19,16 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from llavero import limits, models
 from llavero.console import charts, i18n, labels, web
 from llavero.console.pages import billing
 from llavero.console.plans import plan_display_name
+from llavero.core import limits
+from llavero.core.meter import GRANULARITIES
+from llavero.core.plans import LIMIT_NAMES
 from llavero.errors import LlaveroError
-from llavero.instances import counting_apart
-from llavero.plans import LIMIT_NAMES
+from llavero.service import models
 from llavero.service.usage import UsageSeries, floor_time
-from llavero.usage import GRANULARITIES
+from llavero.store.instances import counting_apart
 
 router = APIRouter(include_in_schema=False)
 

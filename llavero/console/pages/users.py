@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
-from llavero import models
 from llavero.console import web
 from llavero.errors import LlaveroError, PermissionDenied
+from llavero.service import models
 
 router = APIRouter(include_in_schema=False)
 

@@ -1,4 +1,4 @@
-"""PostgreSQL `LISTEN` for the change feed (`llavero.changes`): the low-latency half of it.
+"""PostgreSQL `LISTEN` for the change feed (`llavero.store.changes`): the low-latency half of it.
 
 One thread per instance holds one connection of its own (outside the pool, autocommit) and
 hands every notification's payload to the feed as soon as it arrives. When the connection

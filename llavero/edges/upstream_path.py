@@ -15,7 +15,7 @@ import re
 import unicodedata
 from typing import Final
 
-from llavero.credentials import fully_unquoted
+from llavero.edges.credentials import fully_unquoted
 from llavero.errors import InvalidArgument
 
 ENCODED_SEPARATOR: Final = re.compile(r"%(?:25)*(?:2f|5c)", re.IGNORECASE)

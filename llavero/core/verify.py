@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select, union_all
 
-from llavero import keys
-from llavero.cache import MISSING, KeyRecord, Missing
-from llavero.limits import Check, Decision, Limiter, checks_for, limit_dicts
-from llavero.plans import Plan, plan_for_billing
-from llavero.restrictions import RequestContext, compile_restrictions
+from llavero.core import keyformat
+from llavero.core.cache import MISSING, KeyRecord, Missing
+from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
+from llavero.core.plans import Plan, plan_for_billing
+from llavero.core.restrictions import RequestContext, compile_restrictions
 from llavero.store import tables
 
 if TYPE_CHECKING:
+    from llavero.core.meter import UsageMeter
     from llavero.service.context import Context
-    from llavero.usage import UsageMeter
 
 CODES = (
     "VALID",
@@ -140,7 +140,7 @@ class Verifier:
     ) -> None:
         self.ctx = ctx
         self._prefix = ctx.key_prefix
-        self._key_length = len(ctx.key_prefix) + 1 + keys.BODY_LENGTH
+        self._key_length = len(ctx.key_prefix) + 1 + keyformat.BODY_LENGTH
         self._hash = ctx.hasher.hash
         self._cache = ctx.cache
         self._time = ctx.clock.time
@@ -172,7 +172,7 @@ class Verifier:
         key = request.key
         record = self._cache.get(self._hash(key)) if len(key) == self._key_length else None
         if record is None:
-            if not keys.is_well_formed(key, self._prefix):
+            if not keyformat.is_well_formed(key, self._prefix):
                 return self._unmatched(MALFORMED)
             record = self.record(key)
         if isinstance(record, Missing):
@@ -234,7 +234,7 @@ class Verifier:
     def _load(self, digest: str) -> KeyRecord | Missing:
         generation = self._cache.generation
         # One statement, two lookups each on its own unique index, rather than an `OR`: with
-        # statistics (after ANALYZE) SQLite may answer the `OR` by scanning a project's keys.
+        # statistics (after ANALYZE) SQLite may answer the `OR` by scanning a project's keyformat.
         matching = union_all(
             select(tables.Key.id).where(tables.Key.key_hash == digest),
             select(tables.Key.id).where(tables.Key.previous_hash == digest),

@@ -4,17 +4,17 @@ Each request is verified in process (same store as `llavero serve`, no HTTP hop)
 with the client's key taken out and the upstream's own credential put in; request and response
 bodies stream through, server-sent events chunk by chunk (a request body of up to 64 KiB, and an
 answer that arrived whole with its headers, go in one piece). Refusals answer Google-style
-errors (`llavero.http_verdicts`). Units are learned from the upstream's answer — Gemini's
+errors (`llavero.edges.answers`). Units are learned from the upstream's answer — Gemini's
 `usageMetadata.totalTokenCount`, OpenAI's `usage.total_tokens` — and counted after the stream
 ends against the unit limits and in usage, in memory (`UsageReports.count_units`): the gateway
 is the only reporter of its own requests, so it needs no idempotency record, and the hot path
 writes nothing to the database.
 
 Neither the client's key nor the upstream's is ever logged: `?key=` in any spelling is removed
-from the upstream URL by the reader that found it (`llavero.credentials`), a request carrying a
-well-formed key string anywhere else in its URL is refused, and every log line is redacted
-(`llavero.redaction`). The path is confined to the upstream's base path
-(`llavero.upstream_path`); the client's address is `llavero.proxy_trust`'s.
+from the upstream URL by the reader that found it (`llavero.edges.credentials`), a request
+carrying a well-formed key string anywhere else in its URL is refused, and every log line is
+redacted (`llavero.edges.redaction`). The path is confined to the upstream's base path
+(`llavero.edges.upstream_path`); the client's address is `llavero.edges.proxy_trust`'s.
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ from starlette.routing import Route
 from starlette.types import Scope
 from yarl import URL
 
-from llavero import credentials, http_verdicts, keys, upstream_path
-from llavero.cache import KeyRecord
+from llavero.core import keyformat
+from llavero.core.cache import KeyRecord
+from llavero.core.limits import MemoryLimiter, RedisLimiter
+from llavero.core.verify import VerifyRequest, VerifyResult
+from llavero.edges import answers, credentials, upstream_path
+from llavero.edges.answers import Refusal, Verifies
+from llavero.edges.proxy_trust import ProxyTrust, joined_headers
 from llavero.errors import FailedPrecondition, InvalidArgument
-from llavero.http_verdicts import Refusal, Verifies
-from llavero.limits import MemoryLimiter, RedisLimiter
-from llavero.proxy_trust import ProxyTrust, joined_headers
 from llavero.service import Llavero
-from llavero.verify import VerifyRequest, VerifyResult
 
 log = logging.getLogger("llavero.gateway")
 
@@ -211,7 +212,7 @@ class Gateway:
             return await self.forward(request, headers, query, None, None)
         key = credentials.key_from(headers, query)
         if not key:
-            return refused(http_verdicts.refusal_for_missing_key())
+            return refused(answers.refusal_for_missing_key())
         client = scope.get("client")
         ip = self.trust.client_ip(client[0] if client else None, headers)
         origin = credentials.origin_from(headers, ip, scope["path"], self._service)
@@ -226,7 +227,7 @@ class Gateway:
         except Exception as exc:  # the store is down: say so, and never pass unverified
             log.error("verify failed on %s: %s", scope["path"], type(exc).__name__)
             return error_answer(503, "UNAVAILABLE", "Key verification is unavailable.")
-        refusal = http_verdicts.refusal(result)
+        refusal = answers.refusal(result)
         if refusal is not None:
             return refused(refusal)
         return await self.forward(request, headers, query, result, key)
@@ -264,7 +265,7 @@ class Gateway:
         if result is not None:
             headers_out += [
                 (name.lower().encode(), value.encode())
-                for name, value in http_verdicts.rate_limit_headers(result.limits).items()
+                for name, value in answers.rate_limit_headers(result.limits).items()
             ]
         if answer.content.is_eof():
             return await self._whole(answer, headers_out, metered)
@@ -330,7 +331,7 @@ class Gateway:
         except InvalidArgument as exc:
             return error_answer(400, "INVALID_ARGUMENT", exc.message)
         for field, text in (("path", path), ("query", credentials.without_key(query))):
-            if keys.contains_key(credentials.fully_unquoted(text, plus=True)):
+            if keyformat.contains_key(credentials.fully_unquoted(text, plus=True)):
                 message = f"{field}: must not carry a key string; send keys in x-goog-api-key"
                 return error_answer(400, "INVALID_ARGUMENT", message)
         return None

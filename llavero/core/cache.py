@@ -1,8 +1,8 @@
 """Key records kept in memory by hash, so that a valid key costs no database round trip.
 
 Every write to a key or a project calls `invalidate_key` / `invalidate_project` in the process
-that made it, and the change feed (`llavero.changes`) calls the same two methods in every other
-instance: that small surface is all a multi-instance deployment needs.
+that made it, and the change feed (`llavero.store.changes`) calls the same two methods in every
+other instance: that small surface is all a multi-instance deployment needs.
 
 Every entry also lives at most `ttl` seconds (`LLAVERO_CACHE_TTL_SECONDS`), then the next verify
 reads the row again: so even a change whose message never arrived (a dropped notification, a
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from llavero.restrictions import CompiledRestrictions
+from llavero.core.restrictions import CompiledRestrictions
 
 
 @dataclass(slots=True, frozen=True)

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
 from llavero import __version__
-from llavero.background import Periodic
 from llavero.console import alerts_email
+from llavero.core.background import Periodic
 from llavero.service import audit, events
 from llavero.service.context import Actor, Context
 from llavero.service.webhooks import host_allowed

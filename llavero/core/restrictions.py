@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-from llavero import text
+from llavero.core import text
 from llavero.errors import InvalidArgument
 
 ALLOWED_IPS: Final = "allowed_ips"

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from llavero import metrics
-from llavero.background import Periodic
+from llavero.core.background import Periodic
 from llavero.store import tables
 
 if TYPE_CHECKING:  # the service layer imports this module: no import cycle at run time

@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 
 import orjson
 
-from llavero.verify import VerifyRequest, VerifyResult
+from llavero.core.verify import VerifyRequest, VerifyResult
 
 MISSING_KEY: Final = "MISSING_KEY"
 WWW_AUTHENTICATE: Final = 'Bearer realm="llavero", error="invalid_token"'
@@ -32,7 +32,7 @@ INVALID_KEY_MESSAGE: Final = "API key not valid. Please pass a valid API key."
 
 
 class Verifies(Protocol):
-    """`llavero.verify.Verifier`, or a stand-in for it."""
+    """`llavero.core.verify.Verifier`, or a stand-in for it."""
 
     def verify(self, request: VerifyRequest) -> VerifyResult: ...
 

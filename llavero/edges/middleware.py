@@ -7,7 +7,7 @@ dependency that hands a route the verified key.
     @app.get("/v1/things")
     def things(key: VerifiedKey) -> ...: key.project, key.key_id, key.limits
 
-Refusals answer the same Google-style errors as the gateway (`llavero.http_verdicts`); allowed
+Refusals answer the same Google-style errors as the gateway (`llavero.edges.answers`); allowed
 answers carry `RateLimit-*` headers. The verdict sits in the ASGI scope's state
 (`request.state.llavero_key`) or the WSGI environ (`environ["llavero.key"]`).
 """
@@ -21,11 +21,11 @@ import anyio
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llavero import credentials, http_verdicts
-from llavero.http_verdicts import Refusal
-from llavero.proxy_trust import ProxyTrust, joined_headers
+from llavero.core.verify import VerifyRequest, VerifyResult
+from llavero.edges import answers, credentials
+from llavero.edges.answers import Refusal
+from llavero.edges.proxy_trust import ProxyTrust, joined_headers
 from llavero.service import Llavero
-from llavero.verify import VerifyRequest, VerifyResult
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -64,12 +64,12 @@ class KeyGate:
     ) -> VerifyResult | Refusal:
         key = credentials.key_from(headers, query)
         if not key:
-            return http_verdicts.refusal_for_missing_key()
+            return answers.refusal_for_missing_key()
         origin = credentials.origin_from(
             headers, self.trust.client_ip(peer, headers), path, self.service
         )
         result = self.verifier.verify(VerifyRequest.for_context(key, origin, self.environment))
-        return http_verdicts.refusal(result) or result
+        return answers.refusal(result) or result
 
 
 class LlaveroMiddleware:
@@ -109,7 +109,7 @@ class LlaveroMiddleware:
         scope.setdefault("state", {})[STATE_KEY] = verdict
         limit_headers = [
             (name.lower().encode(), value.encode())
-            for name, value in http_verdicts.rate_limit_headers(verdict.limits).items()
+            for name, value in answers.rate_limit_headers(verdict.limits).items()
         ]
         if not limit_headers:
             await self.app(scope, receive, send)
@@ -197,7 +197,7 @@ class LlaveroWSGIMiddleware:
             start_response(f"{verdict.status} {REASONS[verdict.status]}", headers)
             return [body]
         environ[ENVIRON_KEY] = verdict
-        limit_headers = list(http_verdicts.rate_limit_headers(verdict.limits).items())
+        limit_headers = list(answers.rate_limit_headers(verdict.limits).items())
 
         def start_with_limits(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             return start_response(status, [*headers, *limit_headers], *exc)

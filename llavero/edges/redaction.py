@@ -7,7 +7,7 @@ logs as much as Llavero's own. It replaces
 - anything shaped like a key string or a management token (`<prefix>_` then 38 or more base62
   characters, percent-encoded ones included), wherever it appears: a path, a message, a
   traceback; and
-- the value of every query parameter that `llavero.credentials` reads as the key, whatever its
+- the value of every query parameter that `llavero.edges.credentials` reads as the key, whatever its
   spelling (`?%6Bey=…`, `;KEY=…`).
 
 docs/security.md, "Key strings in requests and logs", says what this guarantees and which test
@@ -20,7 +20,7 @@ import logging
 import re
 from typing import Any, Final
 
-from llavero import credentials
+from llavero.edges import credentials
 
 REDACTED: Final = "[REDACTED]"
 # One base62 character, literal or percent-encoded at any depth.

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from llavero import credentials, http_verdicts
-from llavero.http_verdicts import Refusal, Verifies
-from llavero.proxy_trust import ProxyTrust
-from llavero.verify import VerifyRequest
+from llavero.core.verify import VerifyRequest
+from llavero.edges import answers, credentials
+from llavero.edges.answers import Refusal, Verifies
+from llavero.edges.proxy_trust import ProxyTrust
 
 FORWARD_AUTH_PATH: Final = "/v1/forward-auth"
 SERVICE_HEADER: Final = "x-llavero-service"
@@ -75,14 +75,14 @@ class ForwardAuth:
         uri = urlsplit(original_uri(headers, own_path, own_query))
         key = credentials.key_from(headers, uri.query)
         if not key:
-            return self.refuse(http_verdicts.refusal_for_missing_key(), rate_limited_status)
+            return self.refuse(answers.refusal_for_missing_key(), rate_limited_status)
         origin = credentials.origin_from(
             headers, self.trust.client_ip(peer, headers), uri.path, original_service(headers)
         )
         result = self.verifier.verify(VerifyRequest.for_context(key, origin))
-        refusal = http_verdicts.refusal(result)
+        refusal = answers.refusal(result)
         if refusal is None:
-            return Answer(200, http_verdicts.identity_headers(result))
+            return Answer(200, answers.identity_headers(result))
         return self.refuse(refusal, rate_limited_status)
 
     @staticmethod

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from llavero.api.auth import Caller, Service
 from llavero.api.schemas import Body
-from llavero.verify import VerifyRequest
+from llavero.core.verify import VerifyRequest
 
 router = APIRouter(tags=["verify"])
 KEY_MAX_LENGTH = 256

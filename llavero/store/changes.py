@@ -14,14 +14,14 @@ be transactions that were running while it started.
 
 On PostgreSQL the same transaction also sends `NOTIFY llavero_changes, 'kind:target'`, which
 the server delivers to every listener when, and only if, the transaction commits: each instance
-(`llavero.listener`) applies it at once, so a revocation reaches the others in milliseconds.
+(`llavero.store.listener`) applies it at once, so a revocation reaches the others in milliseconds.
 The table poll stays the catch-up: after the listener reconnects, and for anything a
 notification cannot carry. On SQLite (one file on one machine) the poll alone does it, within
 `LLAVERO_CHANGE_POLL_SECONDS`.
 
 Whatever still slips through (a transaction open longer than `GAP_SECONDS` while the listener
 was down) lives no longer than `LLAVERO_CACHE_TTL_SECONDS`: every cached record is read again
-after that (`llavero.cache`). docs/deployment.md explains it for operators, and
+after that (`llavero.core.cache`). docs/deployment.md explains it for operators, and
 docs/benchmarks.md has the figures (`python -m bench.revocation`).
 """
 
@@ -35,10 +35,10 @@ from typing import Final
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from llavero.background import Periodic
-from llavero.clock import Clock
-from llavero.listener import Listener
+from llavero.core.background import Periodic
+from llavero.core.clock import Clock
 from llavero.store import Database, tables
+from llavero.store.listener import Listener
 
 log = logging.getLogger("llavero.changes")
 KEY = "key"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llavero import __version__
-from llavero.scan import Finding
+from llavero.cli.scan import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 RULES = {

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from llavero.redaction import REDACTED
-from llavero.redaction import install as install_redaction
+from llavero.edges.redaction import REDACTED
+from llavero.edges.redaction import install as install_redaction
 
 ACCESS_LOGGER = "uvicorn.access"
 SECRET_PARAMETER = re.compile(r"([?&](?:key|token)=)[^&#\s\"]*", re.IGNORECASE)
@@ -35,7 +35,7 @@ class RedactSecrets(logging.Filter):
 
 def install_access_log_filter() -> None:
     """Idempotent: add the filter to uvicorn's access logger (uvicorn keeps logger filters),
-    and redact key strings in every log record of the process (`llavero.redaction`)."""
+    and redact key strings in every log record of the process (`llavero.edges.redaction`)."""
     install_redaction()
     logger = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(existing, RedactSecrets) for existing in logger.filters):

@@ -1,5 +1,5 @@
 """`GET /v1/forward-auth`: the verdict of a proxied request, for nginx `auth_request`, Traefik
-`forwardAuth` and Envoy `ext_authz` (see llavero/forward_auth.py and docs/forward-auth.md).
+`forwardAuth` and Envoy `ext_authz` (see llavero/edges/forward_auth.py and docs/forward-auth.md).
 
 Envoy sends the original method and path under its `path_prefix`, so every method and every
 path below `/v1/forward-auth` answers too. No management token: the proxy calls this with the
@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from llavero.api.auth import Service, client_ip
+from llavero.edges.forward_auth import FORWARD_AUTH_PATH, ForwardAuth
 from llavero.errors import InvalidArgument
-from llavero.forward_auth import FORWARD_AUTH_PATH, ForwardAuth
 from llavero.service import Llavero
 
 router = APIRouter(tags=["forward auth"])
@@ -26,7 +26,8 @@ RateLimitedStatus = Annotated[
 
 def _forward_auth(request: Request, llavero: Llavero) -> ForwardAuth:
     """One per app. It trusts no proxy itself: the app's `ClientAddress` has already put the
-    client that `LLAVERO_TRUSTED_PROXIES` vouch for into the request (`llavero.proxy_trust`)."""
+    client that `LLAVERO_TRUSTED_PROXIES` vouch for into the request
+    (`llavero.edges.proxy_trust`)."""
     state = request.app.state
     if not hasattr(state, "forward_auth"):
         state.forward_auth = ForwardAuth(llavero.verifier)

@@ -2,12 +2,12 @@
 
 Shared by the gateway, forward auth and the middleware. The key is looked for where Gemini's
 clients send theirs (`x-goog-api-key`, `?key=`) and where most other clients do
-(`Authorization: Bearer`, `X-API-Key`). The client IP is `llavero.proxy_trust`'s answer.
+(`Authorization: Bearer`, `X-API-Key`). The client IP is `llavero.edges.proxy_trust`'s answer.
 
 `?key=` puts a key into URLs. One reader decides which query parameters are the key
 (`query_fields`): the name `key` in any spelling (percent-encoded at any depth, any case,
 Unicode compatibility forms), with `&` or `;` between parameters. The same reader takes them out
-of upstream URLs (`without_key`) and access logs (`llavero.redaction`), so no spelling can
+of upstream URLs (`without_key`) and access logs (`llavero.edges.redaction`), so no spelling can
 authenticate and still travel on (docs/security.md, "Key strings in requests and logs").
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, unquote_plus
 
-from llavero.proxy_trust import ProxyTrust as ProxyTrust
-from llavero.restrictions import RequestContext
+from llavero.core.restrictions import RequestContext
+from llavero.edges.proxy_trust import ProxyTrust as ProxyTrust
 
 QUERY_KEY: Final = "key"
 KEY_HEADERS: Final = ("x-goog-api-key", "authorization", "x-api-key")

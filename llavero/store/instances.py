@@ -24,8 +24,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from llavero.background import Periodic
-from llavero.clock import Clock
+from llavero.core.background import Periodic
+from llavero.core.clock import Clock
 from llavero.store import Database, tables
 
 log = logging.getLogger("llavero.instances")

@@ -26,9 +26,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.exceptions import Abort
 
+from llavero.cli.scan import Finding, Scanner
 from llavero.config import Settings
 from llavero.errors import LlaveroError
-from llavero.scan import Finding, Scanner
 from llavero.service import Actor, Llavero
 from llavero.service.pagination import every_item
 from llavero.service.users import actor_for
@@ -215,8 +215,8 @@ def serve(
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
 
-    from llavero import redaction
     from llavero.asgi import SERVE_PID_ENV
+    from llavero.edges import redaction
 
     # Before anything logs: granian's workers are forked from this process and keep it.
     redaction.install()
@@ -304,8 +304,8 @@ def gateway(
     """Verify keys in front of an upstream API; forward with the upstream's own key."""
     import uvicorn
 
-    from llavero import gateway as gateway_module
-    from llavero.logs import configure_logging, install_access_log_filter
+    from llavero.edges import gateway as gateway_module
+    from llavero.edges.logs import configure_logging, install_access_log_filter
 
     with service(db) as llavero:
         configure_logging(llavero.settings.log_level, llavero.settings.log_format)
@@ -786,7 +786,7 @@ def keys_verify(
     as_json: Json = False,
 ) -> None:
     """Verify a key as the hot path would; exit code 0 only when VALID."""
-    from llavero.verify import VerifyRequest
+    from llavero.core.verify import VerifyRequest
 
     secret = key if key not in (None, "-") else _read_secret("Key")
     with service(db) as llavero:
@@ -910,8 +910,8 @@ def scan(
 
     With a database (--db, LLAVERO_DATABASE_URL or the default SQLite file) each key found is
     named by its project, id and state. A whole key string is never printed."""
-    from llavero import scan_report
-    from llavero.scan import GitError, Scanner
+    from llavero.cli import scan_report
+    from llavero.cli.scan import GitError, Scanner
 
     if as_json and as_sarif:
         raise typer.BadParameter("give one of --json and --sarif", param_hint="--sarif")
@@ -944,7 +944,7 @@ def _scan_targets(
     """Scan with a progress bar on a terminal (on stderr, so piped output stays clean)."""
     from rich.progress import Progress
 
-    from llavero.scan import git_blobs, total_size
+    from llavero.cli.scan import git_blobs, total_size
 
     for target in targets:
         if not target.exists():

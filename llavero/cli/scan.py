@@ -21,11 +21,11 @@ from typing import IO, Literal
 
 import pathspec
 
-from llavero import keys
+from llavero.core import keyformat
 from llavero.service.tokens import TOKEN_PREFIX
 
 Kind = Literal["key", "token"]
-BODY = rb"_[0-9A-Za-z]{%d}\b" % keys.BODY_LENGTH
+BODY = rb"_[0-9A-Za-z]{%d}\b" % keyformat.BODY_LENGTH
 WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 MAP_FROM_BYTES = 16 * 1024 * 1024
 ZERO_SHA = "0" * 40
@@ -36,7 +36,7 @@ Progress = Callable[[int], None]
 
 def pattern(prefix: str) -> str:
     """The regular expression docs/leaks.md publishes for a deployment's key prefix."""
-    return rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{{keys.BODY_LENGTH}}}\b"
+    return rf"\b{re.escape(prefix)}_[0-9A-Za-z]{{{keyformat.BODY_LENGTH}}}\b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +100,13 @@ class Scanner:
         )
         line, counted = 1, 0
         for start, text in candidates:
-            prefix = text[: -keys.BODY_LENGTH - 1]
-            if not keys.is_well_formed(text, prefix):
+            prefix = text[: -keyformat.BODY_LENGTH - 1]
+            if not keyformat.is_well_formed(text, prefix):
                 continue
             line += data[counted:start].count(b"\n")
             counted = start
             yield Finding(
-                path, line, self._kinds[prefix], prefix, keys.last4(text), commit, secret=text
+                path, line, self._kinds[prefix], prefix, keyformat.last4(text), commit, secret=text
             )
 
     def scan_stream(self, stream: IO[bytes], path: str = "<stdin>") -> Iterator[Finding]:

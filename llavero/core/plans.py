@@ -1,6 +1,6 @@
 """The plan catalogue: named limits per project, read from TOML.
 
-The defaults ship as package data (`llavero/plans.toml`, modelled on the Gemini API tiers); a
+The defaults ship as package data (`llavero/core/plans.toml`, modelled on the Gemini API tiers); a
 deployment overrides or extends them with `LLAVERO_PLANS_FILE`. Plans are read once at start-up,
 so every mistake in the file is reported then, naming the file, the plan and the field.
 """
@@ -71,7 +71,7 @@ def load_plans(settings: Settings) -> dict[str, Plan]:
 
 @cache
 def _packaged_plans() -> Mapping[str, Plan]:
-    text = resources.files("llavero").joinpath("plans.toml").read_text(encoding="utf-8")
+    text = resources.files("llavero.core").joinpath("plans.toml").read_text(encoding="utf-8")
     return _merge({}, tomllib.loads(text), _PACKAGED)
 
 

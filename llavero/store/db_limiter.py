@@ -10,7 +10,8 @@ nothing is counted. The first statement is a write, so SQLite takes its write lo
 reader-to-writer upgrade that could fail under contention) and PostgreSQL locks each counter's
 row until commit: two processes can never both take the last unit.
 
-When the database fails, answers come from in-process counters, as with Redis (`llavero.outage`).
+When the database fails, answers come from in-process counters, as with Redis
+(`llavero.store.outage`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any, Final
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
-from llavero.limits import Check, Decision, MemoryLimiter, _decide, window_end
-from llavero.outage import Outage
+from llavero.core.limits import Check, Decision, MemoryLimiter, _decide, window_end
 from llavero.store import Database
+from llavero.store.outage import Outage
 
 log = logging.getLogger("llavero.limits")
 VERIFY_THREADS: Final = 40  # as many as the shared threadpool, for verifies only

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from llavero.clock import SYSTEM_CLOCK, Clock
+from llavero.core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("llavero.secret_scanning")
 REFRESH_SECONDS = 60.0

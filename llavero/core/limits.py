@@ -32,11 +32,11 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.retry import Retry
 
-from llavero import text
 from llavero.config import Settings
+from llavero.core import text
+from llavero.core.plans import LIMIT_NAMES, MAX_LIMIT, Plan
 from llavero.errors import InvalidArgument
-from llavero.outage import BACKOFF_SECONDS, Outage
-from llavero.plans import LIMIT_NAMES, MAX_LIMIT, Plan
+from llavero.store.outage import BACKOFF_SECONDS, Outage
 
 if TYPE_CHECKING:
     from llavero.store import Database
@@ -311,7 +311,7 @@ class RedisLimiter:
     no worker thread; the sync calls serve the CLI, the threadpool and WSGI apps. When Redis
     fails, answers come from an in-process MemoryLimiter (so verify keeps serving, with
     per-instance limits) and one caller per `backoff_seconds` tries Redis again
-    (`llavero.outage`). Counts made during the outage stay in the process; they are not copied
+    (`llavero.store.outage`). Counts made during the outage stay in the process; they are not copied
     to Redis afterwards.
     """
 
@@ -467,7 +467,7 @@ def create_limiter(settings: Settings, db: Database | None = None) -> Limiter:
     if backend == "redis":
         return RedisLimiter.from_url(settings.redis_url)
     if backend == "database":
-        from llavero.limits_db import DatabaseLimiter  # it builds on this module
+        from llavero.store.db_limiter import DatabaseLimiter  # it builds on this module
 
         if db is None:
             raise ValueError("LLAVERO_RATE_LIMIT_BACKEND=database needs the service's database")

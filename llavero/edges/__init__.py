@@ -1,0 +1,2 @@
+"""The edges facing untrusted traffic: reading requests, answering verdicts, gateway,
+forward auth and middleware (docs/architecture.md)."""
