@@ -28,7 +28,7 @@ def test_a_missing_service_is_one_summary_line() -> None:
             "no:randomly",
             "-p",
             "no:cacheprovider",
-            "tests/test_verify.py",
+            "tests/core/test_verify.py",
             "tests/integration/test_limits_redis.py",
         ],
         cwd=ROOT,

@@ -75,6 +75,7 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = {
     "webhook.update": N_("Webhook changed"),
     "webhook.delete": N_("Webhook deleted"),
     "webhook.rotate_secret": N_("Webhook secret rotated"),
+    "webhook.disable": N_("Webhook turned off after failed deliveries"),
 }
 """Every action the service layer writes to the audit log."""
 

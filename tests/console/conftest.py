@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from console_client import PASSWORD, sign_in
 from fastapi.testclient import TestClient
 
 from llavero.api import create_app
 from llavero.service import Actor, Llavero
 from llavero.service.models import User
+from tests.console.console_client import PASSWORD, sign_in
 
 
 @pytest.fixture

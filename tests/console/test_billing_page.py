@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 from babel.numbers import get_currency_name
-from console_client import PASSWORD, Rows, csrf_of, sign_in
 from fastapi.testclient import TestClient
-from marking import mark_translations, untranslated
 
 from llavero.api import create_app
 from llavero.console.pages.billing import CURRENCIES
 from llavero.service import Actor, Llavero, models
 from llavero.service.billing import BillingAccount
+from tests.console.console_client import PASSWORD, Rows, csrf_of, sign_in
+from tests.console.marking import mark_translations, untranslated
 
 
 @pytest.fixture(autouse=True)

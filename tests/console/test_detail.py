@@ -10,14 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from console_client import csrf_of
 from fastapi.testclient import TestClient
-from marking import mark_translations, untranslated
 
 from llavero.console import i18n, labels
 from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero, models
+from tests.console.console_client import csrf_of
+from tests.console.marking import mark_translations, untranslated
 
 TEXT_AREAS = ("allowed_ips", "allowed_referrers", "ios_bundle_ids", "annotations")
 SHA1 = "DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09"

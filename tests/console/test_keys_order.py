@@ -3,11 +3,11 @@ in the chosen order, so the pages stitched together are every key in that order.
 
 from __future__ import annotations
 
-from console_client import key_names
 from fastapi.testclient import TestClient
 
 from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
+from tests.console.console_client import key_names
 
 
 def next_url(html: str) -> str:

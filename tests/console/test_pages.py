@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from console_client import PASSWORD, Rows, body_rows, csrf_of, key_names, sign_in
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -16,6 +15,7 @@ from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.service.models import User
 from llavero.store import tables
+from tests.console.console_client import PASSWORD, Rows, body_rows, csrf_of, key_names, sign_in
 
 SPEC_COLUMNS = {
     "es_419": [

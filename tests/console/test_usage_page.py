@@ -10,14 +10,14 @@ import re
 from typing import Any
 
 import pytest
-from console_client import PASSWORD, Rows, sign_in
 from fastapi.testclient import TestClient
-from marking import mark_translations, untranslated
 
 from llavero.api import create_app
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero, models
 from llavero.store.instances import Registry
+from tests.console.console_client import PASSWORD, Rows, sign_in
+from tests.console.marking import mark_translations, untranslated
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from console_client import csrf_of
 from fastapi.testclient import TestClient
-from marking import mark_translations, untranslated
 
 from llavero.service import Actor, Llavero, events
+from tests.console.console_client import csrf_of
+from tests.console.marking import mark_translations, untranslated
 from tests.webhook_receiver import Receiver, receiver
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llavero.service import Actor, Llavero
-from tests.test_api_errors import snapshot
+from tests.api.test_errors import snapshot
 
 HOSTILE = [
     "\ud800",  # a lone high surrogate

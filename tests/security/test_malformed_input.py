@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from llavero.errors import InvalidArgument
 from llavero.service import Actor, Llavero
+from tests.api.test_errors import snapshot
 from tests.console.console_client import PASSWORD, sign_in
-from tests.test_api_errors import snapshot
 
 LONE_SURROGATE = "\ud800"
 

@@ -14,7 +14,7 @@ from llavero.core.plans import default_plans
 from llavero.core.verify import CODES
 from llavero.service.events import EVENT_TYPES, WEBHOOK_TEST
 
-SERVICE = Path(__file__).resolve().parent.parent / "llavero" / "service"
+SERVICE = Path(__file__).resolve().parents[2] / "llavero" / "service"
 ACTION = re.compile(r'"((?:key|project|billing|token|user|member|webhook)\.[a-z_]+)"')
 NOT_ACTIONS = {*EVENT_TYPES, WEBHOOK_TEST}  # event types, spelled alike but never audited
 

@@ -9,7 +9,7 @@ operation then runs against a fresh service of its own, passed to the call as `a
 
 Not checked: `positive_data_acceptance`. The service validates more than JSON Schema can say
 (key checksums, opaque page tokens, times in the future, control characters in names), and
-such a request rightly gets a 400 naming the field; tests/test_api_errors.py covers those."""
+such a request rightly gets a 400 naming the field; tests/api/test_errors.py covers those."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from llavero.cli import app
 from tests.loopback import free_port, wait_until_serving
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "llavero"
 PASSWORD = "correct horse battery staple"
 INVALID = 3

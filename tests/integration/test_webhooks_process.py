@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from llavero.config import Settings
 from llavero.service import Actor, Llavero
 from llavero.store.tables import Base
-from tests.test_cli import free_port, subprocess_env, wait_until_serving
+from tests.cli.test_cli import free_port, subprocess_env, wait_until_serving
 from tests.webhook_receiver import Receiver, receiver
 
 FAST = {

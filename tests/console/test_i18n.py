@@ -13,7 +13,7 @@ from babel.messages.pofile import read_po
 
 from llavero.console import i18n
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PO_PATH = i18n.LOCALE_DIR / "es_419" / "LC_MESSAGES" / "messages.po"
 
 

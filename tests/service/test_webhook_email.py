@@ -17,8 +17,8 @@ from llavero.config import Settings
 from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 from llavero.service.context import MEMBER_SCOPES
+from tests.cli.test_cli import free_port
 from tests.conftest import make_service
-from tests.test_cli import free_port
 
 
 class Inbox:
