@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from llavero.core.verify import CODES
+from llavero.core.codes import Code
 from tests.doc_blocks import Block, DocError, blocks
 from tests.loopback import free_port, wait_until_serving
 
@@ -37,7 +37,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOC_BASE = "http://127.0.0.1:8080"
 DOC_TOKEN = "llvtok_…"
 BIN = Path(sys.executable).parent
-EXPECTED_CODE = re.compile(rf"^(?P<command>.*\S)\s+#\s*(?P<code>{'|'.join(CODES)})\s*$")
+EXPECTED_CODE = re.compile(rf"^(?P<command>.*\S)\s+#\s*(?P<code>{'|'.join(Code)})\s*$")
 PYTHON_END = "LLAVERO_DOC_PYTHON_END"
 PAGE_SECONDS = 300
 

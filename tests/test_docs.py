@@ -17,6 +17,7 @@ from typer.main import get_command
 from llavero.api import create_app
 from llavero.cli import app as cli_app
 from llavero.config import Settings
+from llavero.core.codes import Code
 from llavero.service import Llavero
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +179,35 @@ def test_relative_links_lead_to_files(page: Path) -> None:
     targets = RELATIVE_LINK.findall(page.read_text(encoding="utf-8"))
     broken = [target for target in targets if not (page.parent / target).exists()]
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+
+
+# --- verify codes -------------------------------------------------------------------------
+
+TABLE_ROW = re.compile(r"^\| (.+?) \|(.*)\|$", re.MULTILINE)
+CODE_NAME = re.compile(r"`([A-Z_]+)`")
+
+
+def code_rows(page: str) -> dict[Code, list[str]]:
+    """The table rows of `page` that name verify codes in their first cell, by code."""
+    rows: dict[Code, list[str]] = {}
+    for first, rest in TABLE_ROW.findall(read(page)):
+        cells = [cell.strip() for cell in rest.split("|")]
+        for name in CODE_NAME.findall(first):
+            if name in Code.__members__:
+                rows[Code(name)] = cells
+    return rows
+
+
+def test_api_reference_explains_every_verify_code() -> None:
+    assert sorted(code_rows("api.md")) == sorted(Code)
+
+
+def test_gateway_refusals_table_is_the_codes_table() -> None:
+    rows = code_rows("gateway.md")
+    assert sorted(rows) == sorted(code for code in Code if code is not Code.VALID)
+    for code, (status, google_status, message) in rows.items():
+        assert (int(status), google_status) == (
+            code.answer.http_status,
+            f"`{code.answer.google_status}`",
+        ), code
+        assert ("Retry-After" in message) == bool(code.answer.retry_limits), code

@@ -16,6 +16,8 @@ from typing import Final
 
 from markupsafe import Markup, escape
 
+from llavero.core.codes import Code
+
 WIDTH: Final = 640
 PLOT_HEIGHT: Final = 200
 LEFT, RIGHT, TOP, AXIS_LABELS = 56, 16, 12, 28
@@ -24,20 +26,21 @@ LEGEND_ROW: Final = 20
 
 # Verdicts of POST /v1/keys:verify in stacking order, with colours that read as
 # allowed (green), throttled (amber), refused by a rule (purple) and bad key (red/grey).
+# One colour per `Code` (tests/console/test_charts.py checks that none is missing).
 OUTCOME_COLORS: Final[Mapping[str, str]] = {
-    "VALID": "#1e8e3e",
-    "RATE_LIMITED": "#f29900",
-    "QUOTA_EXCEEDED": "#b06000",
-    "IP_NOT_ALLOWED": "#8430ce",
-    "REFERRER_NOT_ALLOWED": "#a142f4",
-    "APP_NOT_ALLOWED": "#6a1b9a",
-    "API_NOT_ALLOWED": "#c58af9",
-    "ENVIRONMENT_MISMATCH": "#4a148c",
-    "MALFORMED": "#d93025",
-    "NOT_FOUND": "#a50e0e",
-    "EXPIRED": "#80868b",
-    "DISABLED": "#5f6368",
-    "DELETED": "#3c4043",
+    Code.VALID: "#1e8e3e",
+    Code.RATE_LIMITED: "#f29900",
+    Code.QUOTA_EXCEEDED: "#b06000",
+    Code.IP_NOT_ALLOWED: "#8430ce",
+    Code.REFERRER_NOT_ALLOWED: "#a142f4",
+    Code.APP_NOT_ALLOWED: "#6a1b9a",
+    Code.API_NOT_ALLOWED: "#c58af9",
+    Code.ENVIRONMENT_MISMATCH: "#4a148c",
+    Code.MALFORMED: "#d93025",
+    Code.NOT_FOUND: "#a50e0e",
+    Code.EXPIRED: "#80868b",
+    Code.DISABLED: "#5f6368",
+    Code.DELETED: "#3c4043",
 }
 FALLBACK_COLORS: Final = ("#1a73e8", "#12b5cb", "#e52592", "#9aa0a6", "#fa7b17", "#188038")
 LINE_COLOR: Final = "#1a73e8"

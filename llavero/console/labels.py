@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from llavero.console import i18n
+from llavero.core.codes import Code
 
 
 def N_(message: str) -> str:  # noqa: N802 - the name pybabel looks for
@@ -22,21 +23,21 @@ def N_(message: str) -> str:  # noqa: N802 - the name pybabel looks for
 
 
 OUTCOMES: Final[Mapping[str, str]] = {
-    "VALID": N_("Allowed"),
-    "MALFORMED": N_("Malformed key"),
-    "NOT_FOUND": N_("Unknown key"),
-    "EXPIRED": N_("Expired key"),
-    "DISABLED": N_("Disabled key"),
-    "DELETED": N_("Deleted key"),
-    "IP_NOT_ALLOWED": N_("IP address not allowed"),
-    "REFERRER_NOT_ALLOWED": N_("Website not allowed"),
-    "APP_NOT_ALLOWED": N_("App not allowed"),
-    "API_NOT_ALLOWED": N_("API not allowed"),
-    "ENVIRONMENT_MISMATCH": N_("Wrong environment"),
-    "RATE_LIMITED": N_("Rate limited"),
-    "QUOTA_EXCEEDED": N_("Quota exceeded"),
+    Code.VALID: N_("Allowed"),
+    Code.MALFORMED: N_("Malformed key"),
+    Code.NOT_FOUND: N_("Unknown key"),
+    Code.EXPIRED: N_("Expired key"),
+    Code.DISABLED: N_("Disabled key"),
+    Code.DELETED: N_("Deleted key"),
+    Code.IP_NOT_ALLOWED: N_("IP address not allowed"),
+    Code.REFERRER_NOT_ALLOWED: N_("Website not allowed"),
+    Code.APP_NOT_ALLOWED: N_("App not allowed"),
+    Code.API_NOT_ALLOWED: N_("API not allowed"),
+    Code.ENVIRONMENT_MISMATCH: N_("Wrong environment"),
+    Code.RATE_LIMITED: N_("Rate limited"),
+    Code.QUOTA_EXCEEDED: N_("Quota exceeded"),
 }
-"""Every verify code (llavero.verify.CODES)."""
+"""A name for every verify code (`llavero.core.codes.Code`)."""
 
 AUDIT_ACTIONS: Final[Mapping[str, str]] = {
     "key.create": N_("Key created"),

@@ -34,6 +34,7 @@ from redis.retry import Retry
 
 from llavero.config import Settings
 from llavero.core import text
+from llavero.core.codes import Code
 from llavero.core.plans import LIMIT_NAMES, MAX_LIMIT, Plan
 from llavero.errors import InvalidArgument
 from llavero.store.outage import BACKOFF_SECONDS, Outage
@@ -46,8 +47,8 @@ logger = logging.getLogger("llavero.limits")
 WINDOW_SECONDS = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
 QUOTA_LIMITS = frozenset({"rpd", "upd"})
 REQUEST_LIMITS = frozenset({"rpm", "rpd"})
-RATE_LIMITED = "RATE_LIMITED"
-QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+RATE_LIMITED = Code.RATE_LIMITED
+QUOTA_EXCEEDED = Code.QUOTA_EXCEEDED
 
 Mode = Literal["hit", "add", "peek"]
 
@@ -69,7 +70,7 @@ class LimitStatus(NamedTuple):
 
 class Decision(NamedTuple):
     allowed: bool
-    code: str | None
+    code: Code | None
     limits: dict[str, LimitStatus]
     retry_after: int | None
 

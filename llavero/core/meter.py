@@ -28,6 +28,7 @@ from sqlalchemy.sql.dml import Insert
 
 from llavero import metrics
 from llavero.core.background import Periodic
+from llavero.core.codes import REPORTED, Code
 from llavero.store import tables
 
 if TYPE_CHECKING:  # the service layer imports this module: no import cycle at run time
@@ -35,8 +36,6 @@ if TYPE_CHECKING:  # the service layer imports this module: no import cycle at r
 
 log = logging.getLogger("llavero.usage")
 
-REPORTED: Final = "REPORTED"
-VALID: Final = "VALID"
 GRANULARITIES: Final[Mapping[str, int]] = {"minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_SECONDS: Final = 3600.0
 
@@ -76,7 +75,7 @@ class UsageMeter:
             else:
                 counts[0] += 1
                 counts[1] += units
-            if code == VALID:
+            if code == Code.VALID:
                 self._last_used[key_id] = (now, ip)
             self._verifies[code] = self._verifies.get(code, 0) + 1
 
@@ -266,4 +265,4 @@ def _added(excluded: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["GRANULARITIES", "REPORTED", "UsageMeter", "rollup"]
+__all__ = ["GRANULARITIES", "UsageMeter", "rollup"]

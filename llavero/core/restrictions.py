@@ -21,6 +21,7 @@ from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from llavero.core import text
+from llavero.core.codes import Code
 from llavero.errors import InvalidArgument
 
 ALLOWED_IPS: Final = "allowed_ips"
@@ -30,10 +31,10 @@ IOS_BUNDLE_IDS: Final = "ios_bundle_ids"
 API_TARGETS: Final = "api_targets"
 APPLICATION_RESTRICTIONS: Final = (ALLOWED_IPS, ALLOWED_REFERRERS, ANDROID_APPS, IOS_BUNDLE_IDS)
 
-IP_NOT_ALLOWED: Final = "IP_NOT_ALLOWED"
-REFERRER_NOT_ALLOWED: Final = "REFERRER_NOT_ALLOWED"
-APP_NOT_ALLOWED: Final = "APP_NOT_ALLOWED"
-API_NOT_ALLOWED: Final = "API_NOT_ALLOWED"
+IP_NOT_ALLOWED: Final = Code.IP_NOT_ALLOWED
+REFERRER_NOT_ALLOWED: Final = Code.REFERRER_NOT_ALLOWED
+APP_NOT_ALLOWED: Final = Code.APP_NOT_ALLOWED
+API_NOT_ALLOWED: Final = Code.API_NOT_ALLOWED
 
 MAX_ENTRIES: Final = 100
 MAX_LENGTH: Final = 255
@@ -328,7 +329,7 @@ class RuleCheck:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    code: str | None
+    code: Code | None
     checks: tuple[RuleCheck, ...]
 
 
@@ -337,7 +338,7 @@ class Explanation:
 
 class _Matcher(Protocol):
     @property
-    def code(self) -> str: ...
+    def code(self) -> Code: ...
 
     def allows(self, ctx: RequestContext) -> bool: ...
 
@@ -597,7 +598,7 @@ class CompiledRestrictions:
     def unrestricted(self) -> bool:
         return not self._matchers
 
-    def check(self, ctx: RequestContext) -> str | None:
+    def check(self, ctx: RequestContext) -> Code | None:
         """None when allowed, else the verify code; the application restriction goes first."""
         for matcher in self._matchers:
             if not matcher.allows(ctx):

@@ -16,6 +16,7 @@ from sqlalchemy import select, union_all
 
 from llavero.core import keyformat
 from llavero.core.cache import MISSING, KeyRecord, Missing
+from llavero.core.codes import Code, State
 from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
 from llavero.core.plans import Plan, plan_for_billing
 from llavero.core.restrictions import RequestContext, compile_restrictions
@@ -24,22 +25,6 @@ from llavero.store import tables
 if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
     from llavero.service.context import Context
-
-CODES = (
-    "VALID",
-    "MALFORMED",
-    "NOT_FOUND",
-    "EXPIRED",
-    "DISABLED",
-    "DELETED",
-    "IP_NOT_ALLOWED",
-    "REFERRER_NOT_ALLOWED",
-    "APP_NOT_ALLOWED",
-    "API_NOT_ALLOWED",
-    "ENVIRONMENT_MISMATCH",
-    "RATE_LIMITED",
-    "QUOTA_EXCEEDED",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +71,7 @@ class VerifyRequest:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    code: str
+    code: Code
     key_id: str | None = None
     project: str | None = None
     plan: str | None = None
@@ -95,11 +80,11 @@ class VerifyResult:
 
     @property
     def valid(self) -> bool:
-        return self.code == "VALID"
+        return self.code is Code.VALID
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "valid": self.code == "VALID",
+            "valid": self.code is Code.VALID,
             "code": self.code,
             "key_id": self.key_id,
             "project": self.project,
@@ -109,15 +94,15 @@ class VerifyResult:
         }
 
 
-MALFORMED = VerifyResult("MALFORMED")
-NOT_FOUND = VerifyResult("NOT_FOUND")
+MALFORMED = VerifyResult(Code.MALFORMED)
+NOT_FOUND = VerifyResult(Code.NOT_FOUND)
 
 
-def state_code(record: KeyRecord, now: float) -> str | None:
-    if record.state != "ACTIVE":
-        return record.state  # DELETED or DISABLED
+def state_code(record: KeyRecord, now: float) -> Code | None:
+    if record.state != State.ACTIVE:
+        return Code(record.state)  # DELETED or DISABLED
     if record.valid_until is not None and now >= record.valid_until:
-        return "EXPIRED"
+        return Code.EXPIRED
     return None
 
 
@@ -126,7 +111,7 @@ class Judged(NamedTuple):
 
     record: KeyRecord
     now: float
-    code: str | None
+    code: Code | None
     checks: Sequence[Check]
 
 
@@ -195,7 +180,7 @@ class Verifier:
             code = decision.code
             limits = limit_dicts(decision.limits)
         result = VerifyResult(
-            code or "VALID",
+            code or Code.VALID,
             record.key_id,
             record.project_id,
             record.plan,
@@ -220,13 +205,13 @@ class Verifier:
         digest = self._hash(key)
         return self._cache.get(digest) or self._load(digest)
 
-    def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> str | None:
+    def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> Code | None:
         """Why this key may not serve this request, or None: state, environment, restrictions."""
         code = state_code(record, now)
         if code is not None:
             return code
         if request.environment and record.environment and request.environment != record.environment:
-            return "ENVIRONMENT_MISMATCH"
+            return Code.ENVIRONMENT_MISMATCH
         if record.restrictions.unrestricted:
             return None
         return record.restrictions.check(request.context())

@@ -22,13 +22,11 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from llavero.core.codes import ANSWERS, DAY_LIMITS, Code
 from llavero.core.verify import VerifyRequest, VerifyResult
 
 MISSING_KEY: Final = "MISSING_KEY"
 WWW_AUTHENTICATE: Final = 'Bearer realm="llavero", error="invalid_token"'
-MINUTE_LIMITS: Final = frozenset({"rpm", "upm"})
-DAY_LIMITS: Final = frozenset({"rpd", "upd"})
-INVALID_KEY_MESSAGE: Final = "API key not valid. Please pass a valid API key."
 
 
 class Verifies(Protocol):
@@ -55,61 +53,13 @@ VERDICTS: Final[Mapping[str, Verdict]] = {
         "Authorization: Bearer or X-API-Key.",
         "API_KEY_MISSING",
     ),
-    "MALFORMED": Verdict(401, "UNAUTHENTICATED", INVALID_KEY_MESSAGE, "API_KEY_INVALID"),
-    "NOT_FOUND": Verdict(401, "UNAUTHENTICATED", INVALID_KEY_MESSAGE, "API_KEY_INVALID"),
-    "DELETED": Verdict(401, "UNAUTHENTICATED", INVALID_KEY_MESSAGE, "API_KEY_INVALID"),
-    "DISABLED": Verdict(
-        401,
-        "UNAUTHENTICATED",
-        "API key is disabled. Enable it or use another key.",
-        "API_KEY_DISABLED",
-    ),
-    "EXPIRED": Verdict(
-        401, "UNAUTHENTICATED", "API key expired. Please renew the API key.", "API_KEY_EXPIRED"
-    ),
-    "IP_NOT_ALLOWED": Verdict(
-        403,
-        "PERMISSION_DENIED",
-        "Requests from this IP address are blocked.",
-        "API_KEY_IP_ADDRESS_BLOCKED",
-    ),
-    "REFERRER_NOT_ALLOWED": Verdict(
-        403,
-        "PERMISSION_DENIED",
-        "Requests from this referer are blocked.",
-        "API_KEY_HTTP_REFERRER_BLOCKED",
-    ),
-    "APP_NOT_ALLOWED": Verdict(
-        403,
-        "PERMISSION_DENIED",
-        "Requests from this client application are blocked.",
-        "API_KEY_APP_BLOCKED",
-    ),
-    "API_NOT_ALLOWED": Verdict(
-        403,
-        "PERMISSION_DENIED",
-        "Requests to this API method are blocked.",
-        "API_KEY_SERVICE_BLOCKED",
-    ),
-    "ENVIRONMENT_MISMATCH": Verdict(
-        403,
-        "PERMISSION_DENIED",
-        "This API key belongs to another environment.",
-        "API_KEY_ENVIRONMENT_MISMATCH",
-    ),
-    "RATE_LIMITED": Verdict(
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Rate limit exceeded for this key or its project. Retry after the Retry-After delay.",
-        "RATE_LIMIT_EXCEEDED",
-    ),
-    "QUOTA_EXCEEDED": Verdict(
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Daily quota exceeded for this key or its project. Retry after the Retry-After delay.",
-        "QUOTA_EXCEEDED",
-    ),
+    **{
+        code: Verdict(row.http_status, row.google_status, row.message, row.reason)
+        for code, row in ANSWERS.items()
+        if code is not Code.VALID
+    },
 }
+"""Every refusal code's answer; `Code`'s table (llavero.core.codes) has a row for each code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +111,12 @@ def refusal(result: VerifyResult) -> Refusal | None:
     """None when the key may pass; otherwise what to answer."""
     if result.valid:
         return None
-    verdict = VERDICTS.get(result.code, VERDICTS["NOT_FOUND"])
+    verdict = VERDICTS[result.code]
     headers = rate_limit_headers(result.limits)
     if verdict.status == 401:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     retry_after = None
-    if verdict.status == 429:
+    if result.code.answer.retry_limits:
         retry_after = retry_after_seconds(result)
         headers["Retry-After"] = str(retry_after)
     return Refusal(result.code, verdict, headers, retry_after)
@@ -175,7 +125,7 @@ def refusal(result: VerifyResult) -> Refusal | None:
 def retry_after_seconds(result: VerifyResult) -> int:
     """When the refusing limit resets: the longest reset among the spent limits of the kind
     that refused (daily ones for QUOTA_EXCEEDED, minute ones for RATE_LIMITED)."""
-    kind = DAY_LIMITS if result.code == "QUOTA_EXCEEDED" else MINUTE_LIMITS
+    kind = result.code.answer.retry_limits
     candidates = {n: v for n, v in result.limits.items() if n in kind} or dict(result.limits)
     spent = [v for v in candidates.values() if v["remaining"] <= 0] or list(candidates.values())
     return max([1, *(int(v["reset_seconds"]) for v in spent)])

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, select
 
-from llavero.core import verify
-from llavero.core.meter import GRANULARITIES, REPORTED
+from llavero.core.codes import REPORTED, Code
+from llavero.core.meter import GRANULARITIES
 from llavero.errors import InvalidArgument
 from llavero.service import apikeys, projects
 from llavero.service.context import Actor, Context
@@ -183,7 +183,7 @@ def _assemble(
             requests.setdefault(when, {})[code] = int(request_count)
             codes.add(code)
         units[when] = units.get(when, 0) + int(unit_count or 0)
-    order = {code: index for index, code in enumerate(verify.CODES)}
+    order: dict[str, int] = {code: index for index, code in enumerate(Code)}
     ordered = sorted(codes, key=lambda code: (order.get(code, len(order)), code))
     points: list[UsagePoint] = []
     when = first

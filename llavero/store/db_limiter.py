@@ -25,6 +25,7 @@ from typing import Any, Final
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from llavero.core.codes import Code
 from llavero.core.limits import Check, Decision, MemoryLimiter, _decide, window_end
 from llavero.store import Database
 from llavero.store.outage import Outage
@@ -159,7 +160,7 @@ class DatabaseLimiter:
                 decision = _decide(checks, self._read(cursor, checks, now), now, consume=True)
             if not decision.allowed:
                 return decision
-        return decision._replace(allowed=False, code="RATE_LIMITED", retry_after=1)
+        return decision._replace(allowed=False, code=Code.RATE_LIMITED, retry_after=1)
 
     def _consume(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
         """Bump every spending counter (writes first), then read the zero-amount ones."""

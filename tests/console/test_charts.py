@@ -7,6 +7,7 @@ import pytest
 from markupsafe import Markup
 
 from llavero.console.charts import OUTCOME_COLORS, PLOT_HEIGHT, bar_chart, line_chart
+from llavero.core.codes import Code
 
 SVG = "{http://www.w3.org/2000/svg}"
 EVIL = "<script>alert(\"x\")</script> & 'y'"
@@ -137,3 +138,8 @@ def test_line_chart_without_data_and_escaping() -> None:
 def test_line_chart_refuses_values_it_cannot_draw(bad: float) -> None:
     with pytest.raises(ValueError, match="finite"):
         line_chart([("a", bad)], title="t")
+
+
+def test_every_verify_code_has_its_own_colour() -> None:
+    assert sorted(OUTCOME_COLORS) == sorted(Code)
+    assert len(set(OUTCOME_COLORS.values())) == len(OUTCOME_COLORS)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from llavero.console import labels
+from llavero.core.codes import Code
 from llavero.core.plans import default_plans
-from llavero.core.verify import CODES
 from llavero.service.events import EVENT_TYPES, WEBHOOK_TEST
 
 SERVICE = Path(__file__).resolve().parents[2] / "llavero" / "service"
@@ -26,7 +26,7 @@ def recorded_actions() -> set[str]:
 
 
 def test_every_verify_code_has_a_name() -> None:
-    assert sorted(labels.OUTCOMES) == sorted(CODES)
+    assert sorted(labels.OUTCOMES) == sorted(Code)
 
 
 def test_every_audit_action_has_a_name() -> None:

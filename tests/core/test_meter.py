@@ -12,7 +12,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from llavero.core.clock import FrozenClock
-from llavero.core.meter import REPORTED, UsageMeter, rollup
+from llavero.core.codes import REPORTED
+from llavero.core.meter import UsageMeter, rollup
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.store import tables

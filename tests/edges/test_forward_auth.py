@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from llavero.api import create_app
 from llavero.config import Settings
-from llavero.core.verify import CODES, VerifyRequest, VerifyResult
+from llavero.core.codes import Code
+from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.edges import answers
 from llavero.edges.credentials import ProxyTrust
 from llavero.edges.forward_auth import ForwardAuth
@@ -151,7 +152,7 @@ class RateLimited:
             "rpm": {"limit": 10, "remaining": 0, "reset_seconds": 17},
             "rpd": {"limit": 250, "remaining": 200, "reset_seconds": 5000},
         }
-        return VerifyResult("RATE_LIMITED", "key-1", "proj", "free", None, limits)
+        return VerifyResult(Code.RATE_LIMITED, "key-1", "proj", "free", None, limits)
 
 
 @pytest.mark.parametrize("status", [429, 403])
@@ -188,7 +189,7 @@ def test_a_spent_daily_quota_retries_at_the_end_of_the_utc_day(
     assert error_of(refused)["details"][0]["reason"] == "QUOTA_EXCEEDED"
 
 
-@pytest.mark.parametrize("code", [code for code in CODES if code != "VALID"])
+@pytest.mark.parametrize("code", [code for code in Code if code is not Code.VALID])
 def test_every_refusing_verify_code_has_its_own_http_verdict(code: str) -> None:
     refusal = answers.refusal(VerifyResult(code))
     assert refusal is not None
