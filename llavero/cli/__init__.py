@@ -28,6 +28,7 @@ from typer.exceptions import Abort
 
 from llavero.cli.scan import Finding, Scanner
 from llavero.config import Settings
+from llavero.core.codes import State
 from llavero.errors import LlaveroError
 from llavero.service import Actor, Llavero
 from llavero.service.pagination import every_item
@@ -713,7 +714,7 @@ def keys_update(
     if expire_time is not None or no_expire:
         changes["expire_time"] = expire_time
     if enable is not None:
-        changes["state"] = "ACTIVE" if enable else "DISABLED"
+        changes["state"] = State.ACTIVE if enable else State.DISABLED
     if annotation:
         changes["annotations"] = _pairs(annotation, "--annotation")
     if limit:

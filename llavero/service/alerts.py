@@ -18,6 +18,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from llavero.core.codes import REPORTED, Code, State
 from llavero.service import events, projects
 from llavero.service.context import Context
 from llavero.service.plans import PlanCatalog
@@ -64,7 +65,7 @@ class Alerts:
         rows = session.scalars(
             select(tables.Key)
             .where(
-                tables.Key.state == "ACTIVE",
+                tables.Key.state == State.ACTIVE,
                 tables.Key.expire_time.is_not(None),
                 tables.Key.expire_time <= horizon,
                 tables.Key.expire_time > now - EXPIRED_LOOKBACK,
@@ -163,13 +164,13 @@ class Alerts:
 
     def _counted(self, session: Session, day_start: datetime) -> list[_Counted]:
         bucket = tables.UsageBucket
-        valid = bucket.code == "VALID"
+        valid = bucket.code == Code.VALID
         query = (
             select(
                 bucket.key_id,
                 bucket.project_id,
                 func.sum(case((valid, bucket.requests), else_=0)),
-                func.sum(case((valid | (bucket.code == "REPORTED"), bucket.units), else_=0)),
+                func.sum(case((valid | (bucket.code == REPORTED), bucket.units), else_=0)),
             )
             .where(bucket.granularity == "day", bucket.bucket_start == day_start)
             .group_by(bucket.key_id, bucket.project_id)

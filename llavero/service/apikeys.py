@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, func, o
 from sqlalchemy.orm import Session
 
 from llavero.core import keyformat, limits, restrictions
+from llavero.core.codes import LIVE_STATES, State
 from llavero.errors import FailedPrecondition, InvalidArgument, NotFound
 from llavero.service import access, audit, dryrun, events, models, projects, validation
 from llavero.service.context import Actor, Context
@@ -26,7 +27,6 @@ from llavero.store.changes import KEY, record_change
 UNDELETE_DAYS = 30
 MAX_GRACE_SECONDS = 604_800
 DEFAULT_DISPLAY_NAME = "API key"
-STATES = ("ACTIVE", "DISABLED", "DELETED")
 UPDATABLE = frozenset(
     {"display_name", "restrictions", "annotations", "expire_time", "limits", "state", "environment"}
 )
@@ -110,7 +110,7 @@ class ApiKeys:
                 project_id=project.id,
                 key_hash=self.ctx.hasher.hash(key_string),
                 last4=keyformat.last4(key_string),
-                state="ACTIVE",
+                state=State.ACTIVE,
                 created_by=actor.name,
                 create_time=now,
                 update_time=now,
@@ -147,7 +147,7 @@ class ApiKeys:
         query = select(tables.Key, *terms).order_by(*order.clauses())
         query = _apply_filter(query, filter, self.ctx.clock.now())
         if not show_deleted:
-            query = query.where(tables.Key.state != "DELETED")
+            query = query.where(tables.Key.state != State.DELETED)
         if page.after is not None:
             query = query.where(order.after(page.after))
         with self.ctx.db.reading() as session:
@@ -163,7 +163,7 @@ class ApiKeys:
 
     def count(self, actor: Actor, project_id: str = ALL_PROJECTS, filter: str | None = None) -> int:
         actor.require("keys:read")
-        query = select(tables.Key).where(tables.Key.state != "DELETED")
+        query = select(tables.Key).where(tables.Key.state != State.DELETED)
         query = _apply_filter(query, filter, self.ctx.clock.now())
         with self.ctx.db.reading() as session:
             query = self._scope(session, actor, query, project_id)
@@ -178,7 +178,7 @@ class ApiKeys:
         values = self._validated(changes)
         with self.ctx.db.transaction() as session:
             row = self._load(session, actor, key_id, access.KEYS)
-            if row.state == "DELETED":
+            if row.state == State.DELETED:
                 raise FailedPrecondition("a deleted key cannot be changed; undelete it first")
             old = {name: getattr(row, name) for name in values}
             for name, value in values.items():
@@ -194,10 +194,10 @@ class ApiKeys:
         actor.require("keys:write")
         with self.ctx.db.transaction() as session:
             row = self._load(session, actor, key_id, access.KEYS)
-            if row.state == "DELETED":
+            if row.state == State.DELETED:
                 raise FailedPrecondition("the key is already deleted", field="key")
             row.state_before_delete = row.state
-            row.state = "DELETED"
+            row.state = State.DELETED
             row.delete_time = row.update_time = self.ctx.clock.now()
             self._audit(session, actor, "key.delete", row)
             result = to_model(row)
@@ -209,11 +209,11 @@ class ApiKeys:
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
             row = self._load(session, actor, key_id, access.KEYS)
-            if row.state != "DELETED" or row.delete_time is None:
+            if row.state != State.DELETED or row.delete_time is None:
                 raise FailedPrecondition("the key is not deleted", field="key")
             if now - row.delete_time > timedelta(days=UNDELETE_DAYS):
                 raise FailedPrecondition(f"keys can be undeleted for {UNDELETE_DAYS} days only")
-            row.state = row.state_before_delete or "ACTIVE"
+            row.state = row.state_before_delete or State.ACTIVE
             row.state_before_delete = None
             row.delete_time = None
             row.update_time = now
@@ -239,7 +239,7 @@ class ApiKeys:
         now = self.ctx.clock.now()
         with self.ctx.db.transaction() as session:
             row = self._load(session, actor, key_id, access.KEYS)
-            if row.state == "DELETED":
+            if row.state == State.DELETED:
                 raise FailedPrecondition("a deleted key cannot be rotated; undelete it first")
             row.previous_hash, row.previous_last4 = row.key_hash, row.last4
             row.previous_expire_time = now + timedelta(seconds=grace_period_seconds)
@@ -294,7 +294,7 @@ class ApiKeys:
         with self.ctx.db.transaction() as session:
             rows = session.scalars(
                 select(tables.Key).where(
-                    tables.Key.state == "DELETED", tables.Key.delete_time < cutoff
+                    tables.Key.state == State.DELETED, tables.Key.delete_time < cutoff
                 )
             ).all()
             for row in rows:
@@ -362,14 +362,14 @@ def _limits(value: Any) -> dict[str, int]:
 
 
 def _state(value: Any) -> str:
-    if value not in ("ACTIVE", "DISABLED"):
+    if value not in LIVE_STATES:
         raise InvalidArgument("must be ACTIVE or DISABLED (use delete to delete)", field="state")
     return str(value)
 
 
 def _update_action(values: Mapping[str, Any], old: Mapping[str, Any]) -> str:
     if set(values) == {"state"} and values["state"] != old["state"]:
-        return "key.enable" if values["state"] == "ACTIVE" else "key.disable"
+        return "key.enable" if values["state"] == State.ACTIVE else "key.disable"
     return "key.update"
 
 
@@ -486,8 +486,8 @@ def _apply_filter(query: Select[Any], text: str | None, now: datetime) -> Select
             pattern = "%" + value.lower().replace("%", r"\%").replace("_", r"\_") + "%"
             query = query.where(func.lower(tables.Key.display_name).like(pattern, escape="\\"))
         elif field == "state":
-            if value.upper() not in STATES:
-                raise InvalidArgument(f"state must be one of {', '.join(STATES)}", field="filter")
+            if value.upper() not in State.__members__:
+                raise InvalidArgument(f"state must be one of {', '.join(State)}", field="filter")
             query = query.where(tables.Key.state == value.upper())
         elif field == "environment":
             query = query.where(tables.Key.environment == value)

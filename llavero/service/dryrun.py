@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from llavero.core.codes import State
 from llavero.core.restrictions import RequestContext, compile_restrictions
 from llavero.errors import InvalidArgument
 from llavero.service.models import Model
@@ -98,8 +99,8 @@ def _check(restriction: str, allowed: bool, reason: str, rule: str | None = None
 
 
 def _state(state: str) -> Step:
-    if state == "ACTIVE":
-        return _check("state", True, "the key is active", "ACTIVE"), None
+    if state == State.ACTIVE:
+        return _check("state", True, "the key is active", State.ACTIVE), None
     return _check("state", False, f"the key is {state.lower()}"), state
 
 

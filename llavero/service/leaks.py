@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from llavero.core import keyformat
+from llavero.core.codes import State
 from llavero.errors import FailedPrecondition, NotFound
 from llavero.service import access, audit, events, models, projects
 from llavero.service.apikeys import ApiKeys
@@ -132,7 +133,7 @@ class Leaks:
         current = self._keys.get(actor, key_id)
         if current.leak is None:
             raise FailedPrecondition("the key has no reported leak", field="key")
-        if current.state == "DELETED":
+        if current.state == State.DELETED:
             self._keys.undelete(actor, key_id)
         created = self._keys.rotate(actor, key_id, 0)
         with self.ctx.db.transaction() as session:
@@ -268,13 +269,13 @@ def _lookup(row: tables.Key) -> models.KeyLookup:
 
 def _apply_policy(row: tables.Key, policy: str, now: datetime) -> str:
     """The project's leak policy on one key; returns what it did (for the audit trail)."""
-    if row.state == "DELETED":
+    if row.state == State.DELETED:
         return "none"
     if policy == "revoke":
-        row.state_before_delete, row.state, row.delete_time = row.state, "DELETED", now
+        row.state_before_delete, row.state, row.delete_time = row.state, State.DELETED, now
         return "revoke"
-    if policy == "disable" and row.state == "ACTIVE":
-        row.state = "DISABLED"
+    if policy == "disable" and row.state == State.ACTIVE:
+        row.state = State.DISABLED
         return "disable"
     return "none"
 

@@ -9,6 +9,7 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from llavero.core.codes import LIVE_STATES
 from llavero.core.plans import plan_for_billing
 from llavero.errors import (
     AlreadyExists,
@@ -23,7 +24,6 @@ from llavero.store.changes import PROJECT, record_change
 
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 SLUG = re.compile(r"[a-z0-9-]{1,63}")
-LIVE_KEY_STATES = ("ACTIVE", "DISABLED")
 LEAK_POLICIES = ("revoke", "disable", "notify")
 """What a project does with a key reported leaked (docs/leaks.md); the first is the default."""
 
@@ -178,7 +178,7 @@ class Projects:
             row = load(session, actor, project_id, access.MANAGE)
             live = session.scalar(
                 select(tables.Key.id)
-                .where(tables.Key.project_id == row.id, tables.Key.state.in_(LIVE_KEY_STATES))
+                .where(tables.Key.project_id == row.id, tables.Key.state.in_(LIVE_STATES))
                 .limit(1)
             )
             if live is not None:

@@ -36,3 +36,13 @@ def test_every_refusal_is_answered_from_its_row(code: Code) -> None:
 
 def test_a_valid_key_is_not_refused() -> None:
     assert answers.refusal(VerifyResult(Code.VALID)) is None
+
+
+def test_the_api_accepts_the_states_a_user_may_set() -> None:
+    from typing import get_args
+
+    from llavero.api.schemas import KeyUpdate
+    from llavero.core.codes import LIVE_STATES
+
+    literal, _none = get_args(KeyUpdate.model_fields["state"].annotation)
+    assert get_args(literal) == LIVE_STATES

@@ -21,9 +21,9 @@ from llavero.console import i18n, web
 from llavero.console.pages.billing import all_projects
 from llavero.console.plans import plan_display_name
 from llavero.core import restrictions
+from llavero.core.codes import LIVE_STATES, State
 from llavero.errors import LlaveroError, PermissionDenied
 from llavero.service import models
-from llavero.service.apikeys import STATES
 
 router = APIRouter(include_in_schema=False)
 BackField = Annotated[str, Form()]
@@ -45,7 +45,6 @@ ORDERS: Final = {
 """The page's `sort` choices and the service order each one asks for, so every page of the
 listing is in that order (not just the page shown)."""
 SORTS: Final = tuple(ORDERS)
-LIVE_STATES: Final = tuple(state for state in STATES if state != "DELETED")
 ERROR_CODES: Final = {
     "PERMISSION_DENIED": "permission_denied",
     "NOT_FOUND": "not_found",
@@ -172,7 +171,7 @@ def undelete_key(current: web.SignedInAction, key_id: str, back: BackField = "")
 def disable_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
     return _act(
         current,
-        lambda: current.llavero.keys.update(current.actor, key_id, {"state": "DISABLED"}),
+        lambda: current.llavero.keys.update(current.actor, key_id, {"state": State.DISABLED}),
         "key_disabled",
         back,
     )
@@ -182,7 +181,7 @@ def disable_key(current: web.SignedInAction, key_id: str, back: BackField = "") 
 def enable_key(current: web.SignedInAction, key_id: str, back: BackField = "") -> Response:
     return _act(
         current,
-        lambda: current.llavero.keys.update(current.actor, key_id, {"state": "ACTIVE"}),
+        lambda: current.llavero.keys.update(current.actor, key_id, {"state": State.ACTIVE}),
         "key_enabled",
         back,
     )
@@ -295,7 +294,7 @@ def _render(
     writable = llavero.members.writable(actor)
     rows = [_row(current, key, by_id, writable) for key in page.items]
     hidden = [] if listing.show_deleted else _leaked(current)
-    leaked = [_row(current, key, by_id, writable) for key in hidden if key.state == "DELETED"]
+    leaked = [_row(current, key, by_id, writable) for key in hidden if key.state == State.DELETED]
     if writable is not None:  # the create dialog offers only projects the user may change
         projects = [project for project in projects if project.id in writable]
     return current.render(
