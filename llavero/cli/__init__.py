@@ -12,7 +12,6 @@ from typing import Any
 
 import typer
 import typer.core
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from llavero.cli import billing, keys, leaks, projects, serving, tokens, usage, users, webhooks
 from llavero.cli.shared import err
@@ -38,11 +37,11 @@ class OneLineErrors(typer.core.TyperGroup):
             return super().main(*run, **extra)
         try:
             code = super().main(*run, **extra)
-        except NoArgsIsHelpError as error:
-            error.show()
-            code = error.exit_code
-        except ClickException as error:
-            err.print(f"error: {error.format_message()}", markup=False, highlight=False)
+        except typer.TyperException as error:  # Typer's usage errors derive from it
+            if type(error).__name__ == "NoArgsIsHelpError":  # as Typer tells it (not public)
+                typer.echo(error.format_message(), err=True)  # its message is the help
+            else:
+                err.print(f"error: {error.format_message()}", markup=False, highlight=False)
             code = error.exit_code
         except typer.Abort:
             err.print("error: aborted", markup=False, highlight=False)
