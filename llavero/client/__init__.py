@@ -4,13 +4,37 @@
         created = llavero.create_key("gemini-api", display_name="CI")
         print(created.key_string)  # shown once
 
-Answers are the typed models the server sends (`Project`, `Key`, `CreatedKey`, ...); SPEC
-errors are raised as `llavero.errors` classes (`NotFound`, `PermissionDenied`, ...), and any
-other failing status as `ApiError`.
+Answers are frozen dataclasses with the fields of the server's answers (`Project`, `Key`,
+`CreatedKey`, ...); errors are raised as `llavero.errors` classes (`NotFound`,
+`PermissionDenied`, ...), and any other failing status as `ApiError`. Nothing here imports the
+server: `import llavero.client` loads httpx and `llavero.errors` only.
 """
 
 from llavero.client._async import AsyncClient
 from llavero.client._errors import ApiError
+from llavero.client._models import (
+    AuditEvent,
+    AuditList,
+    BillingAccount,
+    BillingAccountList,
+    BillingInfo,
+    Check,
+    CreatedKey,
+    Key,
+    KeyList,
+    KeyLookup,
+    Leak,
+    LimitStatus,
+    PlanInfo,
+    Project,
+    ProjectList,
+    RestrictionTest,
+    UsagePoint,
+    UsageReport,
+    UsageSeries,
+    UsageTotals,
+    Verdict,
+)
 from llavero.client._sync import Client
 from llavero.errors import (
     AlreadyExists,
@@ -27,12 +51,33 @@ __all__ = [
     "AlreadyExists",
     "ApiError",
     "AsyncClient",
+    "AuditEvent",
+    "AuditList",
+    "BillingAccount",
+    "BillingAccountList",
+    "BillingInfo",
+    "Check",
     "Client",
+    "CreatedKey",
     "FailedPrecondition",
     "InvalidArgument",
+    "Key",
+    "KeyList",
+    "KeyLookup",
+    "Leak",
+    "LimitStatus",
     "LlaveroError",
     "NotFound",
     "PermissionDenied",
+    "PlanInfo",
+    "Project",
+    "ProjectList",
     "ResourceExhausted",
+    "RestrictionTest",
     "Unauthenticated",
+    "UsagePoint",
+    "UsageReport",
+    "UsageSeries",
+    "UsageTotals",
+    "Verdict",
 ]

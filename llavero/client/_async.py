@@ -8,18 +8,26 @@ from typing import Any, TypeVar
 
 import httpx
 
-from llavero.api.billing import BillingAccountList
-from llavero.api.schemas import AuditList, KeyList, ProjectList
-from llavero.api.verification import VerifyOut
-from llavero.client import _calls as calls
+from llavero.client import _calls
 from llavero.client._calls import Call, Time
 from llavero.client._errors import raise_for_error
-from llavero.service import models
-from llavero.service.billing import BillingAccount, BillingInfo
-from llavero.service.dryrun import RestrictionTest
-from llavero.service.plans import PlanInfo
-from llavero.service.usage import UsageSeries
-from llavero.service.usage_report import UsageReport
+from llavero.client._models import (
+    AuditList,
+    BillingAccount,
+    BillingAccountList,
+    BillingInfo,
+    CreatedKey,
+    Key,
+    KeyList,
+    KeyLookup,
+    PlanInfo,
+    Project,
+    ProjectList,
+    RestrictionTest,
+    UsageReport,
+    UsageSeries,
+    Verdict,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -67,22 +75,22 @@ class AsyncClient:
 
     # --- projects --------------------------------------------------------------------------
 
-    async def create_project(self, display_name: str, id: str | None = None) -> models.Project:
-        return await self._run(calls.create_project(display_name, id))
+    async def create_project(self, display_name: str, id: str | None = None) -> Project:
+        return await self._run(_calls.create_project(display_name, id))
 
     async def list_projects(
         self, *, page_size: int | None = None, page_token: str | None = None
     ) -> ProjectList:
-        return await self._run(calls.list_projects(page_size, page_token))
+        return await self._run(_calls.list_projects(page_size, page_token))
 
-    async def get_project(self, project: str) -> models.Project:
-        return await self._run(calls.get_project(project))
+    async def get_project(self, project: str) -> Project:
+        return await self._run(_calls.get_project(project))
 
-    async def rename_project(self, project: str, display_name: str) -> models.Project:
-        return await self._run(calls.rename_project(project, display_name))
+    async def rename_project(self, project: str, display_name: str) -> Project:
+        return await self._run(_calls.rename_project(project, display_name))
 
     async def delete_project(self, project: str) -> None:
-        return await self._run(calls.delete_project(project))
+        return await self._run(_calls.delete_project(project))
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class AsyncClient:
         restrictions: Mapping[str, Any] | None = None,
         annotations: Mapping[str, str] | None = None,
         limits: Mapping[str, int | None] | None = None,
-    ) -> models.CreatedKey:
+    ) -> CreatedKey:
         fields = {
             "display_name": display_name,
             "expire_time": expire_time,
@@ -105,7 +113,7 @@ class AsyncClient:
             "annotations": annotations,
             "limits": limits,
         }
-        return await self._run(calls.create_key(project, fields))
+        return await self._run(_calls.create_key(project, fields))
 
     async def list_keys(
         self,
@@ -117,79 +125,79 @@ class AsyncClient:
         page_token: str | None = None,
     ) -> KeyList:
         return await self._run(
-            calls.list_keys(project, show_deleted, filter, page_size, page_token)
+            _calls.list_keys(project, show_deleted, filter, page_size, page_token)
         )
 
-    async def get_key(self, key: str) -> models.Key:
-        return await self._run(calls.get_key(key))
+    async def get_key(self, key: str) -> Key:
+        return await self._run(_calls.get_key(key))
 
-    async def update_key(self, key: str, **changes: Any) -> models.Key:
+    async def update_key(self, key: str, **changes: Any) -> Key:
         """`display_name`, `restrictions`, `annotations`, `expire_time`, `limits`, `state`."""
-        return await self._run(calls.update_key(key, changes))
+        return await self._run(_calls.update_key(key, changes))
 
-    async def delete_key(self, key: str) -> models.Key:
-        return await self._run(calls.delete_key(key))
+    async def delete_key(self, key: str) -> Key:
+        return await self._run(_calls.delete_key(key))
 
-    async def undelete_key(self, key: str) -> models.Key:
-        return await self._run(calls.undelete_key(key))
+    async def undelete_key(self, key: str) -> Key:
+        return await self._run(_calls.undelete_key(key))
 
-    async def rotate_key(self, key: str, grace_period_seconds: int = 0) -> models.CreatedKey:
-        return await self._run(calls.rotate_key(key, grace_period_seconds))
+    async def rotate_key(self, key: str, grace_period_seconds: int = 0) -> CreatedKey:
+        return await self._run(_calls.rotate_key(key, grace_period_seconds))
 
-    async def lookup_key(self, key_string: str) -> models.KeyLookup:
-        return await self._run(calls.lookup_key(key_string))
+    async def lookup_key(self, key_string: str) -> KeyLookup:
+        return await self._run(_calls.lookup_key(key_string))
 
-    async def verify(self, key: str, *, cost: int = 0, **context: str | None) -> VerifyOut:
+    async def verify(self, key: str, *, cost: int = 0, **context: str | None) -> Verdict:
         """`context`: ip, referrer, android_package, android_cert, ios_bundle_id, service,
         method, environment."""
-        return await self._run(calls.verify(key, context, cost))
+        return await self._run(_calls.verify(key, context, cost))
 
     async def test_restrictions(self, key: str, **context: str | None) -> RestrictionTest:
-        return await self._run(calls.test_restrictions(key, context))
+        return await self._run(_calls.test_restrictions(key, context))
 
     # --- usage -----------------------------------------------------------------------------
 
     async def report_usage(self, key_id: str, units: int, request_id: str) -> UsageReport:
-        return await self._run(calls.report_usage(key_id, units, request_id))
+        return await self._run(_calls.report_usage(key_id, units, request_id))
 
     async def key_usage(
         self, key: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
     ) -> UsageSeries:
-        return await self._run(calls.key_usage(key, start, end, granularity))
+        return await self._run(_calls.key_usage(key, start, end, granularity))
 
     async def project_usage(
         self, project: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
     ) -> UsageSeries:
-        return await self._run(calls.project_usage(project, start, end, granularity))
+        return await self._run(_calls.project_usage(project, start, end, granularity))
 
     # --- billing, plans, audit -------------------------------------------------------------
 
     async def create_billing_account(
         self, display_name: str, *, currency: str | None = None, open: bool = True
     ) -> BillingAccount:
-        return await self._run(calls.create_billing_account(display_name, currency, open))
+        return await self._run(_calls.create_billing_account(display_name, currency, open))
 
     async def list_billing_accounts(
         self, *, page_size: int | None = None, page_token: str | None = None
     ) -> BillingAccountList:
-        return await self._run(calls.list_billing_accounts(page_size, page_token))
+        return await self._run(_calls.list_billing_accounts(page_size, page_token))
 
     async def get_billing_account(self, account: str) -> BillingAccount:
-        return await self._run(calls.get_billing_account(account))
+        return await self._run(_calls.get_billing_account(account))
 
     async def update_billing_account(
         self, account: str, *, display_name: str | None = None, open: bool | None = None
     ) -> BillingAccount:
-        return await self._run(calls.update_billing_account(account, display_name, open))
+        return await self._run(_calls.update_billing_account(account, display_name, open))
 
     async def get_billing_info(self, project: str) -> BillingInfo:
-        return await self._run(calls.get_billing_info(project))
+        return await self._run(_calls.get_billing_info(project))
 
     async def set_billing_info(self, project: str, billing_account: str | None) -> BillingInfo:
-        return await self._run(calls.set_billing_info(project, billing_account))
+        return await self._run(_calls.set_billing_info(project, billing_account))
 
     async def list_plans(self) -> list[PlanInfo]:
-        return await self._run(calls.list_plans())
+        return await self._run(_calls.list_plans())
 
     async def list_audit(
         self,
@@ -198,4 +206,4 @@ class AsyncClient:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> AuditList:
-        return await self._run(calls.list_audit(target, page_size, page_token))
+        return await self._run(_calls.list_audit(target, page_size, page_token))

@@ -7,23 +7,30 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel
-
-from llavero.api.billing import BillingAccountList
-from llavero.api.schemas import AuditList, KeyList, ProjectList
-from llavero.api.verification import VerifyOut
-from llavero.service import models
-from llavero.service.billing import BillingAccount, BillingInfo
-from llavero.service.dryrun import RestrictionTest
-from llavero.service.plans import PlanInfo
-from llavero.service.usage import UsageSeries
-from llavero.service.usage_report import UsageReport
+from llavero.client._models import (
+    AuditList,
+    BillingAccount,
+    BillingAccountList,
+    BillingInfo,
+    CreatedKey,
+    Key,
+    KeyList,
+    KeyLookup,
+    PlanInfo,
+    Project,
+    ProjectList,
+    RestrictionTest,
+    UsageReport,
+    UsageSeries,
+    Verdict,
+    load,
+)
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 Time = datetime | str | None
 
 
@@ -36,8 +43,8 @@ class Call(Generic[T]):
     body: Mapping[str, Any] | None = None
 
 
-def _model(model: type[M]) -> Callable[[Any], M]:
-    return model.model_validate
+def _model(model: type[T]) -> Callable[[Any], T]:
+    return partial(load, model)
 
 
 def _none(_: Any) -> None:
@@ -45,7 +52,7 @@ def _none(_: Any) -> None:
 
 
 def _plans(data: Any) -> list[PlanInfo]:
-    return [PlanInfo.model_validate(plan) for plan in data["plans"]]
+    return [load(PlanInfo, plan) for plan in data["plans"]]
 
 
 def _segment(value: str) -> str:
@@ -68,22 +75,22 @@ def _page(page_size: int | None, page_token: str | None) -> dict[str, Any]:
 # --- projects ------------------------------------------------------------------------------
 
 
-def create_project(display_name: str, project_id: str | None) -> Call[models.Project]:
+def create_project(display_name: str, project_id: str | None) -> Call[Project]:
     body = _present({"display_name": display_name, "id": project_id})
-    return Call("POST", "/v1/projects", _model(models.Project), body=body)
+    return Call("POST", "/v1/projects", _model(Project), body=body)
 
 
 def list_projects(page_size: int | None, page_token: str | None) -> Call[ProjectList]:
     return Call("GET", "/v1/projects", _model(ProjectList), _page(page_size, page_token))
 
 
-def get_project(project: str) -> Call[models.Project]:
-    return Call("GET", f"/v1/projects/{_segment(project)}", _model(models.Project))
+def get_project(project: str) -> Call[Project]:
+    return Call("GET", f"/v1/projects/{_segment(project)}", _model(Project))
 
 
-def rename_project(project: str, display_name: str) -> Call[models.Project]:
+def rename_project(project: str, display_name: str) -> Call[Project]:
     body = {"display_name": display_name}
-    return Call("PATCH", f"/v1/projects/{_segment(project)}", _model(models.Project), body=body)
+    return Call("PATCH", f"/v1/projects/{_segment(project)}", _model(Project), body=body)
 
 
 def delete_project(project: str) -> Call[None]:
@@ -93,10 +100,10 @@ def delete_project(project: str) -> Call[None]:
 # --- keys ----------------------------------------------------------------------------------
 
 
-def create_key(project: str, fields: Mapping[str, Any]) -> Call[models.CreatedKey]:
+def create_key(project: str, fields: Mapping[str, Any]) -> Call[CreatedKey]:
     body = _present({**fields, "expire_time": _time(fields.get("expire_time"))})
     path = f"/v1/projects/{_segment(project)}/keys"
-    return Call("POST", path, _model(models.CreatedKey), body=body)
+    return Call("POST", path, _model(CreatedKey), body=body)
 
 
 def list_keys(
@@ -112,40 +119,40 @@ def list_keys(
     return Call("GET", f"/v1/projects/{_segment(project)}/keys", _model(KeyList), params)
 
 
-def get_key(key: str) -> Call[models.Key]:
-    return Call("GET", f"/v1/keys/{_segment(key)}", _model(models.Key))
+def get_key(key: str) -> Call[Key]:
+    return Call("GET", f"/v1/keys/{_segment(key)}", _model(Key))
 
 
-def update_key(key: str, changes: Mapping[str, Any]) -> Call[models.Key]:
+def update_key(key: str, changes: Mapping[str, Any]) -> Call[Key]:
     """Only the fields given change; `expire_time=None` removes the expiry."""
     body = dict(changes)
     if "expire_time" in body:
         body["expire_time"] = _time(body["expire_time"])
-    return Call("PATCH", f"/v1/keys/{_segment(key)}", _model(models.Key), body=body)
+    return Call("PATCH", f"/v1/keys/{_segment(key)}", _model(Key), body=body)
 
 
-def delete_key(key: str) -> Call[models.Key]:
-    return Call("DELETE", f"/v1/keys/{_segment(key)}", _model(models.Key))
+def delete_key(key: str) -> Call[Key]:
+    return Call("DELETE", f"/v1/keys/{_segment(key)}", _model(Key))
 
 
-def undelete_key(key: str) -> Call[models.Key]:
-    return Call("POST", f"/v1/keys/{_segment(key)}:undelete", _model(models.Key), body={})
+def undelete_key(key: str) -> Call[Key]:
+    return Call("POST", f"/v1/keys/{_segment(key)}:undelete", _model(Key), body={})
 
 
-def rotate_key(key: str, grace_period_seconds: int) -> Call[models.CreatedKey]:
+def rotate_key(key: str, grace_period_seconds: int) -> Call[CreatedKey]:
     body = {"grace_period_seconds": grace_period_seconds}
-    return Call("POST", f"/v1/keys/{_segment(key)}:rotate", _model(models.CreatedKey), body=body)
+    return Call("POST", f"/v1/keys/{_segment(key)}:rotate", _model(CreatedKey), body=body)
 
 
-def lookup_key(key_string: str) -> Call[models.KeyLookup]:
+def lookup_key(key_string: str) -> Call[KeyLookup]:
     """The key string travels in the body, never in the URL."""
     body = {"key_string": key_string}
-    return Call("POST", "/v1/keys:lookup", _model(models.KeyLookup), body=body)
+    return Call("POST", "/v1/keys:lookup", _model(KeyLookup), body=body)
 
 
-def verify(key: str, context: Mapping[str, Any], cost: int) -> Call[VerifyOut]:
+def verify(key: str, context: Mapping[str, Any], cost: int) -> Call[Verdict]:
     body = {"key": key, **_present(context), "cost": cost}
-    return Call("POST", "/v1/keys:verify", _model(VerifyOut), body=body)
+    return Call("POST", "/v1/keys:verify", _model(Verdict), body=body)
 
 
 def test_restrictions(key: str, context: Mapping[str, Any]) -> Call[RestrictionTest]:

@@ -8,18 +8,26 @@ from typing import Any, TypeVar
 
 import httpx
 
-from llavero.api.billing import BillingAccountList
-from llavero.api.schemas import AuditList, KeyList, ProjectList
-from llavero.api.verification import VerifyOut
-from llavero.client import _calls as calls
+from llavero.client import _calls
 from llavero.client._calls import Call, Time
 from llavero.client._errors import raise_for_error
-from llavero.service import models
-from llavero.service.billing import BillingAccount, BillingInfo
-from llavero.service.dryrun import RestrictionTest
-from llavero.service.plans import PlanInfo
-from llavero.service.usage import UsageSeries
-from llavero.service.usage_report import UsageReport
+from llavero.client._models import (
+    AuditList,
+    BillingAccount,
+    BillingAccountList,
+    BillingInfo,
+    CreatedKey,
+    Key,
+    KeyList,
+    KeyLookup,
+    PlanInfo,
+    Project,
+    ProjectList,
+    RestrictionTest,
+    UsageReport,
+    UsageSeries,
+    Verdict,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -66,22 +74,22 @@ class Client:
 
     # --- projects --------------------------------------------------------------------------
 
-    def create_project(self, display_name: str, id: str | None = None) -> models.Project:
-        return self._run(calls.create_project(display_name, id))
+    def create_project(self, display_name: str, id: str | None = None) -> Project:
+        return self._run(_calls.create_project(display_name, id))
 
     def list_projects(
         self, *, page_size: int | None = None, page_token: str | None = None
     ) -> ProjectList:
-        return self._run(calls.list_projects(page_size, page_token))
+        return self._run(_calls.list_projects(page_size, page_token))
 
-    def get_project(self, project: str) -> models.Project:
-        return self._run(calls.get_project(project))
+    def get_project(self, project: str) -> Project:
+        return self._run(_calls.get_project(project))
 
-    def rename_project(self, project: str, display_name: str) -> models.Project:
-        return self._run(calls.rename_project(project, display_name))
+    def rename_project(self, project: str, display_name: str) -> Project:
+        return self._run(_calls.rename_project(project, display_name))
 
     def delete_project(self, project: str) -> None:
-        return self._run(calls.delete_project(project))
+        return self._run(_calls.delete_project(project))
 
     # --- keys ------------------------------------------------------------------------------
 
@@ -95,7 +103,7 @@ class Client:
         restrictions: Mapping[str, Any] | None = None,
         annotations: Mapping[str, str] | None = None,
         limits: Mapping[str, int | None] | None = None,
-    ) -> models.CreatedKey:
+    ) -> CreatedKey:
         fields = {
             "display_name": display_name,
             "expire_time": expire_time,
@@ -104,7 +112,7 @@ class Client:
             "annotations": annotations,
             "limits": limits,
         }
-        return self._run(calls.create_key(project, fields))
+        return self._run(_calls.create_key(project, fields))
 
     def list_keys(
         self,
@@ -115,78 +123,78 @@ class Client:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> KeyList:
-        return self._run(calls.list_keys(project, show_deleted, filter, page_size, page_token))
+        return self._run(_calls.list_keys(project, show_deleted, filter, page_size, page_token))
 
-    def get_key(self, key: str) -> models.Key:
-        return self._run(calls.get_key(key))
+    def get_key(self, key: str) -> Key:
+        return self._run(_calls.get_key(key))
 
-    def update_key(self, key: str, **changes: Any) -> models.Key:
+    def update_key(self, key: str, **changes: Any) -> Key:
         """`display_name`, `restrictions`, `annotations`, `expire_time`, `limits`, `state`."""
-        return self._run(calls.update_key(key, changes))
+        return self._run(_calls.update_key(key, changes))
 
-    def delete_key(self, key: str) -> models.Key:
-        return self._run(calls.delete_key(key))
+    def delete_key(self, key: str) -> Key:
+        return self._run(_calls.delete_key(key))
 
-    def undelete_key(self, key: str) -> models.Key:
-        return self._run(calls.undelete_key(key))
+    def undelete_key(self, key: str) -> Key:
+        return self._run(_calls.undelete_key(key))
 
-    def rotate_key(self, key: str, grace_period_seconds: int = 0) -> models.CreatedKey:
-        return self._run(calls.rotate_key(key, grace_period_seconds))
+    def rotate_key(self, key: str, grace_period_seconds: int = 0) -> CreatedKey:
+        return self._run(_calls.rotate_key(key, grace_period_seconds))
 
-    def lookup_key(self, key_string: str) -> models.KeyLookup:
-        return self._run(calls.lookup_key(key_string))
+    def lookup_key(self, key_string: str) -> KeyLookup:
+        return self._run(_calls.lookup_key(key_string))
 
-    def verify(self, key: str, *, cost: int = 0, **context: str | None) -> VerifyOut:
+    def verify(self, key: str, *, cost: int = 0, **context: str | None) -> Verdict:
         """`context`: ip, referrer, android_package, android_cert, ios_bundle_id, service,
         method, environment."""
-        return self._run(calls.verify(key, context, cost))
+        return self._run(_calls.verify(key, context, cost))
 
     def test_restrictions(self, key: str, **context: str | None) -> RestrictionTest:
-        return self._run(calls.test_restrictions(key, context))
+        return self._run(_calls.test_restrictions(key, context))
 
     # --- usage -----------------------------------------------------------------------------
 
     def report_usage(self, key_id: str, units: int, request_id: str) -> UsageReport:
-        return self._run(calls.report_usage(key_id, units, request_id))
+        return self._run(_calls.report_usage(key_id, units, request_id))
 
     def key_usage(
         self, key: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
     ) -> UsageSeries:
-        return self._run(calls.key_usage(key, start, end, granularity))
+        return self._run(_calls.key_usage(key, start, end, granularity))
 
     def project_usage(
         self, project: str, *, start: Time = None, end: Time = None, granularity: str = "hour"
     ) -> UsageSeries:
-        return self._run(calls.project_usage(project, start, end, granularity))
+        return self._run(_calls.project_usage(project, start, end, granularity))
 
     # --- billing, plans, audit -------------------------------------------------------------
 
     def create_billing_account(
         self, display_name: str, *, currency: str | None = None, open: bool = True
     ) -> BillingAccount:
-        return self._run(calls.create_billing_account(display_name, currency, open))
+        return self._run(_calls.create_billing_account(display_name, currency, open))
 
     def list_billing_accounts(
         self, *, page_size: int | None = None, page_token: str | None = None
     ) -> BillingAccountList:
-        return self._run(calls.list_billing_accounts(page_size, page_token))
+        return self._run(_calls.list_billing_accounts(page_size, page_token))
 
     def get_billing_account(self, account: str) -> BillingAccount:
-        return self._run(calls.get_billing_account(account))
+        return self._run(_calls.get_billing_account(account))
 
     def update_billing_account(
         self, account: str, *, display_name: str | None = None, open: bool | None = None
     ) -> BillingAccount:
-        return self._run(calls.update_billing_account(account, display_name, open))
+        return self._run(_calls.update_billing_account(account, display_name, open))
 
     def get_billing_info(self, project: str) -> BillingInfo:
-        return self._run(calls.get_billing_info(project))
+        return self._run(_calls.get_billing_info(project))
 
     def set_billing_info(self, project: str, billing_account: str | None) -> BillingInfo:
-        return self._run(calls.set_billing_info(project, billing_account))
+        return self._run(_calls.set_billing_info(project, billing_account))
 
     def list_plans(self) -> list[PlanInfo]:
-        return self._run(calls.list_plans())
+        return self._run(_calls.list_plans())
 
     def list_audit(
         self,
@@ -195,4 +203,4 @@ class Client:
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> AuditList:
-        return self._run(calls.list_audit(target, page_size, page_token))
+        return self._run(_calls.list_audit(target, page_size, page_token))
