@@ -7,11 +7,11 @@ checked by the service layer, which names the field that is wrong."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from llavero.core import text
+from llavero.core import context, text
 from llavero.service import models
 
 
@@ -63,17 +63,22 @@ class Rotate(Body):
     grace_period_seconds: int = Field(default=0, ge=0, le=604_800, strict=True)
 
 
-class RestrictionTestBody(Body):
-    """The context of `POST /v1/keys:verify` without `key` and `cost`."""
+def context_fields() -> dict[str, Any]:
+    """The request context (llavero.core.context) as the fields of a request body."""
+    return {
+        field.name: (
+            str | None,
+            Field(default=None, max_length=field.max_length, description=field.description),
+        )
+        for field in context.CONTEXT_FIELDS
+    }
 
-    ip: str | None = Field(default=None, max_length=2048)
-    referrer: str | None = Field(default=None, max_length=2048)
-    android_package: str | None = Field(default=None, max_length=2048)
-    android_cert: str | None = Field(default=None, max_length=2048)
-    ios_bundle_id: str | None = Field(default=None, max_length=2048)
-    service: str | None = Field(default=None, max_length=2048)
-    method: str | None = Field(default=None, max_length=2048)
-    environment: str | None = Field(default=None, max_length=2048)
+
+if TYPE_CHECKING:
+    RestrictionTestBody = Body
+else:
+    RestrictionTestBody = create_model("RestrictionTestBody", __base__=Body, **context_fields())
+    RestrictionTestBody.__doc__ = "The context of `POST /v1/keys:verify` without `key` and `cost`."
 
 
 class Lookup(Body):

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from llavero.api.auth import Caller, Service
-from llavero.api.schemas import Body
+from llavero.api.schemas import Body, context_fields
+from llavero.core import context
 from llavero.core.verify import VerifyRequest
 
 router = APIRouter(tags=["verify"])
 KEY_MAX_LENGTH = 256
-TEXT_MAX_LENGTH = 2048
+TEXT_MAX_LENGTH = context.MAX_LENGTH
 MAX_COST = 10**12
-Text = Field(default=None, max_length=TEXT_MAX_LENGTH)
 
-
-class VerifyBody(Body):
-    key: str = Field(max_length=KEY_MAX_LENGTH)
-    ip: str | None = Text
-    referrer: str | None = Text
-    android_package: str | None = Text
-    android_cert: str | None = Text
-    ios_bundle_id: str | None = Text
-    service: str | None = Text
-    method: str | None = Text
-    environment: str | None = Text
-    cost: int = Field(default=0, ge=0, le=MAX_COST, strict=True)  # `false` is not a cost
+if TYPE_CHECKING:
+    VerifyBody = Body
+else:
+    VerifyBody = create_model(
+        "VerifyBody",
+        __base__=Body,
+        key=(str, Field(max_length=KEY_MAX_LENGTH)),
+        **context_fields(),
+        cost=(int, Field(default=0, ge=0, le=MAX_COST, strict=True)),  # `false` is not a cost
+    )
 
 
 class LimitOut(BaseModel):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from llavero.cli.shared import CLI, Db, Json, cell, emit, opened, out
 from llavero.core.codes import State
+from llavero.core.context import CONTEXT_FIELDS
 from llavero.service.pagination import every_item
 
 app = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -228,49 +231,51 @@ def keys_rotate(
         out.print(f"new key (shown once): {created.key_string}", markup=False, highlight=False)
 
 
-# The request context shared by `keys verify` and `keys test`.
-Ip = Annotated[str | None, typer.Option(help="Client IP.")]
-Referrer = Annotated[str | None, typer.Option(help="Referer header.")]
-AndroidPackage = Annotated[str | None, typer.Option(help="Android package name.")]
-AndroidCert = Annotated[str | None, typer.Option(help="SHA-1 of the app's signing certificate.")]
-IosBundleId = Annotated[str | None, typer.Option(help="iOS bundle identifier.")]
-ServiceName = Annotated[str | None, typer.Option("--service", help="API service.")]
-Method = Annotated[str | None, typer.Option(help="API method.")]
-Environment = Annotated[str | None, typer.Option(help="Verifier's environment.")]
+def context_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with one option per request context field (llavero.core.context), before its
+    `db` option; it receives them as one `context` mapping."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [param for name, param in signature.parameters.items() if name != "context"]
+    split = [param.name for param in own].index("db")
+    options = [
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[str | None, typer.Option(help=field.description)],
+        )
+        for field in CONTEXT_FIELDS
+    ]
+
+    @functools.wraps(command)
+    def with_context(**values: Any) -> None:
+        context = {field.name: values.pop(field.name) for field in CONTEXT_FIELDS}
+        command(**values, context=context)
+
+    parameters = [*own[:split], *options, *own[split:]]
+    with_context.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[param.replace(kind=inspect.Parameter.KEYWORD_ONLY) for param in parameters]
+    )
+    return with_context
 
 
 @app.command("verify")
+@context_options
 def keys_verify(
     key: Annotated[
         str | None, typer.Argument(help="The key; read from stdin when omitted (safer).")
     ] = None,
-    ip: Ip = None,
-    referrer: Referrer = None,
-    android_package: AndroidPackage = None,
-    android_cert: AndroidCert = None,
-    ios_bundle_id: IosBundleId = None,
-    service_name: ServiceName = None,
-    method: Method = None,
-    environment: Environment = None,
     db: Db = None,
     as_json: Json = False,
+    *,
+    context: Mapping[str, Any],
 ) -> None:
     """Verify a key as the hot path would; exit code 0 only when VALID."""
     from llavero.core.verify import VerifyRequest
 
     secret = key if key not in (None, "-") else _read_secret("Key")
     with opened(db) as llavero:
-        request = VerifyRequest(
-            key=secret or "",
-            ip=ip,
-            referrer=referrer,
-            android_package=android_package,
-            android_cert=android_cert,
-            ios_bundle_id=ios_bundle_id,
-            service=service_name,
-            method=method,
-            environment=environment,
-        )
+        request = VerifyRequest(key=secret or "", **context)
         result = llavero.verifier.verify(request).to_dict()
         emit(result, as_json, ("valid", "code", "key_id", "project", "plan", "environment"))
     if not result["valid"]:
@@ -278,31 +283,16 @@ def keys_verify(
 
 
 @app.command("test")
+@context_options
 def keys_test(
     key_id: str,
-    ip: Ip = None,
-    referrer: Referrer = None,
-    android_package: AndroidPackage = None,
-    android_cert: AndroidCert = None,
-    ios_bundle_id: IosBundleId = None,
-    service_name: ServiceName = None,
-    method: Method = None,
-    environment: Environment = None,
     db: Db = None,
     as_json: Json = False,
+    *,
+    context: Mapping[str, str | None],
 ) -> None:
     """Dry-run a verify context against a key: which rule allows or refuses it, and why.
     Counts no usage; exit code 0 only when the request would be allowed."""
-    context = {
-        "ip": ip,
-        "referrer": referrer,
-        "android_package": android_package,
-        "android_cert": android_cert,
-        "ios_bundle_id": ios_bundle_id,
-        "service": service_name,
-        "method": method,
-        "environment": environment,
-    }
     with opened(db) as llavero:
         result = llavero.keys.test_restrictions(CLI, key_id, context)
         if as_json:

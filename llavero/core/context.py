@@ -33,22 +33,16 @@ def _about(description: str, header: str | None = None) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    ip: str | None = _about("The client's IP address (IPv4 or IPv6).")
-    referrer: str | None = _about("The page that made the request (its Referer).", "referer")
-    android_package: str | None = _about("The calling Android app's package.", "x-android-package")
-    android_cert: str | None = _about(
-        "The Android app's SHA-1 signing certificate.", "x-android-cert"
-    )
-    ios_bundle_id: str | None = _about(
-        "The calling iOS app's bundle identifier.", "x-ios-bundle-identifier"
-    )
-    service: str | None = _about(
-        "The API service called, such as generativelanguage.googleapis.com."
-    )
-    method: str | None = _about("The API method called, such as generateContent.")
+    ip: str | None = _about("Client IP.")
+    referrer: str | None = _about("Referer header.", "referer")
+    android_package: str | None = _about("Android package name.", "x-android-package")
+    android_cert: str | None = _about("SHA-1 of the app's signing certificate.", "x-android-cert")
+    ios_bundle_id: str | None = _about("iOS bundle identifier.", "x-ios-bundle-identifier")
+    service: str | None = _about("API service.")
+    method: str | None = _about("API method.")
 
 
-ENVIRONMENT: Final = ContextField("environment", "The environment the caller runs in.")
+ENVIRONMENT: Final = ContextField("environment", "Verifier's environment.")
 
 RESTRICTION_FIELDS: Final = tuple(
     ContextField(field.name, *field.metadata["about"])
@@ -62,12 +56,13 @@ CONTEXT_FIELDS: Final = (*RESTRICTION_FIELDS, ENVIRONMENT)
 NAMES: Final = tuple(field.name for field in CONTEXT_FIELDS)
 
 
+_HEADERS: Final = tuple(
+    (field.name, field.header) for field in RESTRICTION_FIELDS if field.header is not None
+)
+
+
 def from_headers(headers: Mapping[str, str], **known: str | None) -> RequestContext:
     """The context of a request from the headers Google's SDKs send, plus what the edge knows
     otherwise (`ip`, `service`, `method`)."""
-    read = {
-        field.name: headers.get(field.header) or None
-        for field in RESTRICTION_FIELDS
-        if field.header is not None
-    }
+    read = {name: headers.get(header) or None for name, header in _HEADERS}
     return RequestContext(**read, **known)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, unquote_plus
 
-from llavero.core.restrictions import RequestContext
+from llavero.core.context import RequestContext, from_headers
 from llavero.edges.proxy_trust import ProxyTrust as ProxyTrust
 
 QUERY_KEY: Final = "key"
@@ -133,15 +133,7 @@ def origin_from(
     headers: Mapping[str, str], ip: str | None, path: str, service: str | None
 ) -> RequestContext:
     """The context verify checks restrictions against, from the headers Google's SDKs send."""
-    return RequestContext(
-        ip=ip,
-        referrer=headers.get("referer") or None,
-        android_package=headers.get("x-android-package") or None,
-        android_cert=headers.get("x-android-cert") or None,
-        ios_bundle_id=headers.get("x-ios-bundle-identifier") or None,
-        service=service,
-        method=api_method(path),
-    )
+    return from_headers(headers, ip=ip, service=service, method=api_method(path))
 
 
 def wsgi_headers(environ: Mapping[str, object]) -> dict[str, str]:

@@ -10,25 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from llavero.core.codes import State
+from llavero.core.context import CONTEXT_FIELDS
+from llavero.core.context import NAMES as CONTEXT_NAMES
 from llavero.core.restrictions import RequestContext, compile_restrictions
 from llavero.errors import InvalidArgument
 from llavero.service.models import Model
 from llavero.store import tables
-
-CONTEXT_FIELDS: Final = (
-    "ip",
-    "referrer",
-    "android_package",
-    "android_cert",
-    "ios_bundle_id",
-    "service",
-    "method",
-    "environment",
-)
-MAX_CONTEXT_LENGTH: Final = 2048
 
 
 class Check(Model):
@@ -49,16 +39,16 @@ class RestrictionTest(Model):
 
 def request_context(values: Mapping[str, Any]) -> dict[str, str | None]:
     """The verify context without `key` and `cost`; each failure names its field."""
-    unknown = sorted(set(values) - set(CONTEXT_FIELDS))
+    unknown = sorted(set(values) - set(CONTEXT_NAMES))
     if unknown:
         raise InvalidArgument("is not a known field", field=unknown[0])
     context: dict[str, str | None] = {}
-    for name in CONTEXT_FIELDS:
-        value = values.get(name)
+    for field in CONTEXT_FIELDS:
+        name, value = field.name, values.get(field.name)
         if value is not None and not isinstance(value, str):
             raise InvalidArgument("must be a string", field=name)
-        if value is not None and len(value) > MAX_CONTEXT_LENGTH:
-            raise InvalidArgument(f"is longer than {MAX_CONTEXT_LENGTH} characters", field=name)
+        if value is not None and len(value) > field.max_length:
+            raise InvalidArgument(f"is longer than {field.max_length} characters", field=name)
         context[name] = value or None
     return context
 

@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from llavero.console import web
 from llavero.console.pages.keys import leak_context
 from llavero.console.plans import plan_display_name
-from llavero.core import restrictions
+from llavero.core import context, restrictions
 from llavero.core.plans import LIMIT_NAMES
 from llavero.errors import InvalidArgument, LlaveroError, NotFound, PermissionDenied
 from llavero.service import dryrun, models
@@ -32,11 +32,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_PATH: Final = "/app/keys/{key_id}"
 NO_APPLICATION_RESTRICTION: Final = "none"
 APPLICATION_KINDS: Final = (NO_APPLICATION_RESTRICTION, *restrictions.APPLICATION_RESTRICTIONS)
-LINE_KINDS: Final = (
-    restrictions.ALLOWED_IPS,
-    restrictions.ALLOWED_REFERRERS,
-    restrictions.IOS_BUNDLE_IDS,
-)
+LINE_KINDS: Final = tuple(kind.name for kind in restrictions.KINDS if kind.form == "lines")
 """Restriction kinds typed into a text area, one entry per line."""
 BLANK_ROWS: Final = 2
 """Empty rows offered under the Android apps and API targets already set (no script needed)."""
@@ -118,7 +114,7 @@ async def save_settings(current: web.SignedInAction, key_id: str) -> Response:
 async def test_request(current: web.SignedInAction, key_id: str) -> Response:
     """The dry-run: posted (it carries referrers and app identities) but writes nothing."""
     form = await current.request.form()
-    typed = {name: _text(form, name) for name in dryrun.CONTEXT_FIELDS}
+    typed = {name: _text(form, name) for name in context.NAMES}
     try:
         result = current.llavero.keys.test_restrictions(
             current.actor, key_id, {name: value for name, value in typed.items() if value}
@@ -169,7 +165,7 @@ def _render(
         error=error,
         failure=failure,
         notice=notice,
-        test=test or dict.fromkeys(dryrun.CONTEXT_FIELDS, ""),
+        test=test or dict.fromkeys(context.NAMES, ""),
         test_result=test_result,
         test_error=test_error,
         events=[event.model_dump() for event in events],
@@ -395,13 +391,7 @@ def explained(result: dryrun.RestrictionTest, typed: Mapping[str, str]) -> dict[
     }
 
 
-CONTEXT_OF: Final = {
-    restrictions.ALLOWED_IPS: ("ip",),
-    restrictions.ALLOWED_REFERRERS: ("referrer",),
-    restrictions.ANDROID_APPS: ("android_package", "android_cert"),
-    restrictions.IOS_BUNDLE_IDS: ("ios_bundle_id",),
-    restrictions.API_TARGETS: ("service",),
-}
+CONTEXT_OF: Final = {kind.name: kind.context for kind in restrictions.KINDS}
 """What a request must carry for each restriction; a refusal without it says it is missing."""
 
 

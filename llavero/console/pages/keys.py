@@ -387,13 +387,7 @@ def _row(
     return row
 
 
-RESTRICTION_KINDS: Final = {
-    restrictions.ALLOWED_IPS: "ips",
-    restrictions.ALLOWED_REFERRERS: "referrers",
-    restrictions.ANDROID_APPS: "android_apps",
-    restrictions.IOS_BUNDLE_IDS: "ios_bundle_ids",
-    restrictions.API_TARGETS: "api_targets",
-}
+RESTRICTION_KINDS: Final = {kind.name: kind.badge for kind in restrictions.KINDS}
 """Restriction fields of a key as the page names their badges."""
 
 
