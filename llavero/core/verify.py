@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select, union_all
@@ -104,6 +105,70 @@ def state_code(record: KeyRecord, now: float) -> Code | None:
     if record.valid_until is not None and now >= record.valid_until:
         return Code.EXPIRED
     return None
+
+
+def refusal(record: KeyRecord, request: VerifyRequest, now: float) -> Code | None:
+    """Why this key may not serve this request, or None: state, environment, restrictions."""
+    code = state_code(record, now)
+    if code is not None:
+        return code
+    if request.environment and record.environment and request.environment != record.environment:
+        return Code.ENVIRONMENT_MISMATCH
+    if record.restrictions.unrestricted:
+        return None
+    return record.restrictions.check(request.context())
+
+
+class Step(NamedTuple):
+    """One check of a traced decision: `check` names it (`state`, `expire_time`,
+    `environment`, `restrictions` or a restriction kind such as `allowed_ips`)."""
+
+    check: str
+    allowed: bool
+    matched_rule: str | None
+    reason: str
+
+
+def traced_refusal(
+    record: KeyRecord, request: VerifyRequest, now: float
+) -> tuple[Code | None, list[Step]]:
+    """`refusal`'s verdict with every check it weighs, each with its reason (the dry-run's
+    answer). Kept off the hot path: only the reasons are worked out here, not the verdict."""
+    steps = [_state_step(record.state), _expiry_step(record.valid_until, now)]
+    steps.append(_environment_step(record.environment, request.environment))
+    if record.restrictions.unrestricted:
+        reason = "the key has no restrictions: any caller may use it for any API"
+        steps.append(Step("restrictions", True, None, reason))
+    else:
+        lines = record.restrictions.explain(request.context()).checks
+        steps.extend(Step(c.restriction, c.allowed, c.matched_rule, c.reason) for c in lines)
+    return refusal(record, request, now), steps
+
+
+def _state_step(state: str) -> Step:
+    if state == State.ACTIVE:
+        return Step("state", True, State.ACTIVE, "the key is active")
+    return Step("state", False, None, f"the key is {state.lower()}")
+
+
+def _expiry_step(valid_until: float | None, now: float) -> Step:
+    if valid_until is None:
+        return Step("expire_time", True, None, "the key has no expiry time")
+    stamp = datetime.fromtimestamp(valid_until, UTC).isoformat().replace("+00:00", "Z")
+    if now >= valid_until:
+        return Step("expire_time", False, None, f"the key expired at {stamp}")
+    return Step("expire_time", True, stamp, f"the key expires at {stamp}")
+
+
+def _environment_step(bound: str | None, declared: str | None) -> Step:
+    if bound is None:
+        return Step("environment", True, None, "the key is not bound to an environment")
+    if not declared:
+        reason = f"the key is bound to {bound}; the request declares no environment"
+        return Step("environment", True, bound, reason)
+    if declared != bound:
+        return Step("environment", False, None, f"the key is bound to {bound}, not {declared}")
+    return Step("environment", True, bound, f"the key is bound to {bound}")
 
 
 class Judged(NamedTuple):
@@ -205,16 +270,7 @@ class Verifier:
         digest = self._hash(key)
         return self._cache.get(digest) or self._load(digest)
 
-    def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> Code | None:
-        """Why this key may not serve this request, or None: state, environment, restrictions."""
-        code = state_code(record, now)
-        if code is not None:
-            return code
-        if request.environment and record.environment and request.environment != record.environment:
-            return Code.ENVIRONMENT_MISMATCH
-        if record.restrictions.unrestricted:
-            return None
-        return record.restrictions.check(request.context())
+    refusal = staticmethod(refusal)
 
     def _load(self, digest: str) -> KeyRecord | Missing:
         generation = self._cache.generation
