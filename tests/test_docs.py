@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -17,7 +18,9 @@ from typer.main import get_command
 from llavero.api import create_app
 from llavero.cli import app as cli_app
 from llavero.config import Settings
+from llavero.core import restrictions
 from llavero.core.codes import Code
+from llavero.core.restrictions import Kind
 from llavero.service import Llavero
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,3 +214,27 @@ def test_gateway_refusals_table_is_the_codes_table() -> None:
             f"`{code.answer.google_status}`",
         ), code
         assert ("Retry-After" in message) == bool(code.answer.retry_limits), code
+
+
+# --- restriction kinds --------------------------------------------------------------------
+
+KINDS_TABLE = re.compile(r"<!-- restriction kinds -->\n(.*?)\n<!-- /restriction kinds -->", re.S)
+
+
+def kinds_table(kinds: Sequence[Kind]) -> str:
+    """The table of restriction kinds docs/restrictions.md shows, from the registry."""
+    rows = [
+        "| restriction | kind | refused with | the request must carry |",
+        "| --- | --- | --- | --- |",
+    ]
+    for kind in kinds:
+        role = "application" if kind.application else "API"
+        carried = ", ".join(f"`{name}`" for name in kind.context)
+        rows.append(f"| `{kind.name}` | {role} | `{kind.code}` | {carried} |")
+    return "\n".join(rows)
+
+
+def test_restriction_kinds_table_is_the_registry() -> None:
+    found = KINDS_TABLE.search(read("restrictions.md"))
+    assert found, "docs/restrictions.md has no <!-- restriction kinds --> table"
+    assert found.group(1) == kinds_table(restrictions.KINDS)

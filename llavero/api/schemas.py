@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from llavero.core import context, text
+from llavero.core import context, restrictions, text
 from llavero.service import models
 
 
@@ -38,11 +38,18 @@ class ProjectUpdate(Body):
     leak_policy: Literal["revoke", "disable", "notify"] | None = None
 
 
+def name_kinds(schema: dict[str, Any]) -> None:
+    """Name every registered restriction kind (llavero.core.restrictions.KINDS) in the schema
+    of a `restrictions` field, when the document is built."""
+    kinds = "; ".join(f"`{kind.name}`: {kind.description}" for kind in restrictions.KINDS)
+    schema["description"] = f"Restrictions by kind (docs/restrictions.md). {kinds}."
+
+
 class KeyCreate(Body):
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     expire_time: datetime | None = None
     environment: str | None = Field(default=None, max_length=1000)
-    restrictions: dict[str, Any] | None = None
+    restrictions: dict[str, Any] | None = Field(default=None, json_schema_extra=name_kinds)
     annotations: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
 
@@ -53,7 +60,7 @@ class KeyUpdate(Body):
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     expire_time: datetime | None = None
     environment: str | None = Field(default=None, max_length=1000)
-    restrictions: dict[str, Any] | None = None
+    restrictions: dict[str, Any] | None = Field(default=None, json_schema_extra=name_kinds)
     annotations: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     state: Literal["ACTIVE", "DISABLED"] | None = None
