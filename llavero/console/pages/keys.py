@@ -23,7 +23,7 @@ from llavero.console.plans import plan_display_name
 from llavero.core import restrictions
 from llavero.errors import LlaveroError, PermissionDenied
 from llavero.service import models
-from llavero.service.apikeys import STATES
+from llavero.service.key_listing import STATES
 
 router = APIRouter(include_in_schema=False)
 BackField = Annotated[str, Form()]
