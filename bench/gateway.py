@@ -60,15 +60,15 @@ from llavero.config import Settings
 from llavero.core.verify import VerifyResult
 from llavero.edges import answers
 from llavero.edges.gateway import (
-    NOT_DOWNSTREAM_RAW,
     Gateway,
-    UnitsScanner,
     from_settings,
     is_metered,
     request_body,
 )
 from llavero.edges.logs import install_access_log_filter
 from llavero.edges.middleware import LlaveroMiddleware, LlaveroWSGIMiddleware
+from llavero.edges.relay import NOT_DOWNSTREAM_RAW
+from llavero.edges.units import UnitsScanner
 from llavero.service import Actor, Llavero
 
 PYTHON = sys.executable

@@ -136,7 +136,7 @@ def bench_batch(workdir: Path, matches: int, rounds: int) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from fastapi.testclient import TestClient
 
-    from llavero.api import create_app
+    from llavero.application import create_app
     from llavero.config import Settings
     from llavero.service import Actor, Llavero
 

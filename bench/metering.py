@@ -40,7 +40,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core.limits import Check, Decision, Limiter, MemoryLimiter, RedisLimiter
 from llavero.core.plans import MAX_LIMIT, Plan

@@ -15,7 +15,7 @@ import sys
 
 from starlette.types import ASGIApp
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.edges import redaction
 from llavero.edges.logs import configure_logging

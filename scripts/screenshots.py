@@ -25,7 +25,7 @@ from typing import Any, Final
 import uvicorn
 from playwright.sync_api import Page, sync_playwright
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest

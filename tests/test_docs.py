@@ -15,7 +15,7 @@ import pytest
 from pydantic_core import PydanticUndefined
 from typer.main import get_command
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.cli import app as cli_app
 from llavero.config import Settings
 from llavero.core import restrictions

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.projects import PageSize, PageToken
 from llavero.api.schemas import AuditList
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["audit"])
 @router.get("/v1/audit")
 def list_audit(
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     target: Annotated[str | None, Query(max_length=200)] = None,
     page_size: PageSize = None,
     page_token: PageToken = None,

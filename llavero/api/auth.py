@@ -13,7 +13,7 @@ from llavero.errors import Unauthenticated
 from llavero.service import Actor, Llavero
 
 
-def service(request: Request) -> Llavero:
+def llavero_of(request: Request) -> Llavero:
     llavero: Llavero = request.app.state.llavero
     return llavero
 
@@ -32,7 +32,7 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 
 
 def authenticate(request: Request, bearer: Bearer) -> Actor:
-    llavero = service(request)
+    llavero = llavero_of(request)
     if bearer is not None and bearer.credentials:
         return llavero.tokens.authenticate(bearer.credentials.strip(), client_ip(request))
     signed_in = llavero.sessions.resume(request.cookies.get(SESSION_COOKIE))
@@ -44,4 +44,4 @@ def authenticate(request: Request, bearer: Bearer) -> Actor:
 
 
 Caller = Annotated[Actor, Depends(authenticate)]
-Service = Annotated[Llavero, Depends(service)]
+LlaveroDep = Annotated[Llavero, Depends(llavero_of)]

@@ -4,7 +4,7 @@ A profile of the FastAPI route under load (docs/benchmarks.md) put 2 % of the ti
 `Verifier.verify` and the rest in the framework: three threadpool hops per request (two sync
 dependencies and the sync route), dependency solving, route matching among every console and
 API route, pydantic in and out, and the middlewares wrapping `send`. This pure ASGI layer, in
-front of FastAPI and all its middleware (`llavero.api.LlaveroApp`), answers the common case
+front of FastAPI and all its middleware (`llavero.application.LlaveroApp`), answers the common case
 itself, in the event loop: a JSON body that is plainly valid, a bearer
 token this process has already authenticated, a key whose record is cached. Its answer carries
 the same body (orjson) and the same headers (precomputed) as the route's.

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.projects import PageSize, PageToken
 from llavero.api.schemas import (
     KeyCreate,
@@ -25,7 +25,9 @@ router = APIRouter(tags=["keys"])
 
 
 @router.post("/v1/projects/{project}/keys")
-def create_key(project: str, body: KeyCreate, actor: Caller, llavero: Service) -> models.CreatedKey:
+def create_key(
+    project: str, body: KeyCreate, actor: Caller, llavero: LlaveroDep
+) -> models.CreatedKey:
     """Returns the key string once: it is never shown again."""
     return llavero.keys.create(
         actor,
@@ -43,7 +45,7 @@ def create_key(project: str, body: KeyCreate, actor: Caller, llavero: Service) -
 def list_keys(
     project: str,
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     show_deleted: bool = False,
     filter: Annotated[str | None, Query(max_length=1000)] = None,
     page_size: PageSize = None,
@@ -66,41 +68,41 @@ def list_keys(
 
 
 @router.post("/v1/keys:lookup")
-def lookup_key(body: Lookup, actor: Caller, llavero: Service) -> models.KeyLookup:
+def lookup_key(body: Lookup, actor: Caller, llavero: LlaveroDep) -> models.KeyLookup:
     """The key string travels in the body so it never sits in a URL or an access log."""
     return llavero.keys.lookup(actor, body.key_string)
 
 
 @router.post("/v1/keys/{key}:undelete")
-def undelete_key(key: str, actor: Caller, llavero: Service) -> models.Key:
+def undelete_key(key: str, actor: Caller, llavero: LlaveroDep) -> models.Key:
     return llavero.keys.undelete(actor, key)
 
 
 @router.post("/v1/keys/{key}:rotate")
-def rotate_key(key: str, body: Rotate, actor: Caller, llavero: Service) -> models.CreatedKey:
+def rotate_key(key: str, body: Rotate, actor: Caller, llavero: LlaveroDep) -> models.CreatedKey:
     return llavero.keys.rotate(actor, key, body.grace_period_seconds)
 
 
 @router.post("/v1/keys/{key}:testRestrictions")
 def test_key_restrictions(
-    key: str, body: RestrictionTestBody, actor: Caller, llavero: Service
+    key: str, body: RestrictionTestBody, actor: Caller, llavero: LlaveroDep
 ) -> RestrictionTest:
     """Which rule would allow or refuse a verify with this context, and why; counts no usage."""
     return llavero.keys.test_restrictions(actor, key, body.model_dump())
 
 
 @router.get("/v1/keys/{key}")
-def get_key(key: str, actor: Caller, llavero: Service) -> models.Key:
+def get_key(key: str, actor: Caller, llavero: LlaveroDep) -> models.Key:
     return llavero.keys.get(actor, key)
 
 
 @router.patch("/v1/keys/{key}")
-def update_key(key: str, body: KeyUpdate, actor: Caller, llavero: Service) -> models.Key:
+def update_key(key: str, body: KeyUpdate, actor: Caller, llavero: LlaveroDep) -> models.Key:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return llavero.keys.update(actor, key, changes)
 
 
 @router.delete("/v1/keys/{key}")
-def delete_key(key: str, actor: Caller, llavero: Service) -> models.Key:
+def delete_key(key: str, actor: Caller, llavero: LlaveroDep) -> models.Key:
     """Soft delete: the key stops verifying at once and can be undeleted for 30 days."""
     return llavero.keys.delete(actor, key)

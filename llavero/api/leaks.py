@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.schemas import LeakReport
 from llavero.errors import InvalidArgument, Unauthenticated
 from llavero.service import Actor
@@ -49,7 +49,7 @@ class LeakVerdict(Feedback):
         }
     },
 )
-async def github_secret_scanning(request: Request, llavero: Service) -> Any:
+async def github_secret_scanning(request: Request, llavero: LlaveroDep) -> Any:
     """GitHub's partner request: a JSON array of `{token, type, url, source}` signed with
     ECDSA P-256 over the raw body. A missing or bad signature is a 401 and changes nothing."""
     body = await _raw_body(request)
@@ -70,7 +70,7 @@ async def github_secret_scanning(request: Request, llavero: Service) -> Any:
 
 
 @router.post("/v1/keys:reportLeaked", response_model=LeakVerdict)
-def report_leaked(body: LeakReport, actor: Caller, llavero: Service) -> Any:
+def report_leaked(body: LeakReport, actor: Caller, llavero: LlaveroDep) -> Any:
     """A key string (or management token) found leaked: the project's `leak_policy` applies.
     The string travels in the body, never in a URL; the answer names it by its SHA-256."""
     match = Match(body.key_string, KEY_TYPE, body.url, body.source or "api")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from llavero.api.auth import Service, client_ip
+from llavero.api.auth import LlaveroDep, client_ip
 from llavero.edges.forward_auth import FORWARD_AUTH_PATH, ForwardAuth
 from llavero.errors import InvalidArgument
 from llavero.service import Llavero
@@ -39,7 +39,7 @@ def _forward_auth(request: Request, llavero: Llavero) -> ForwardAuth:
 @router.api_route(FORWARD_AUTH_PATH, methods=METHODS[1:], include_in_schema=False)
 @router.api_route(FORWARD_AUTH_PATH + "/{rest:path}", methods=METHODS, include_in_schema=False)
 def forward_auth(
-    request: Request, llavero: Service, rate_limited_status: RateLimitedStatus = 429
+    request: Request, llavero: LlaveroDep, rate_limited_status: RateLimitedStatus = 429
 ) -> Response:
     """2xx with X-Llavero-Key-Id, X-Llavero-Project and RateLimit-* to allow; 401 (with
     WWW-Authenticate), 403 or 429 (with Retry-After) and a Google-style body to refuse."""

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.schemas import Body
 from llavero.service.throttle import IP_LENGTH, SigninThrottle
 
@@ -33,7 +33,7 @@ class SigninThrottleCleared(BaseModel):
 
 @router.get("/v1/signinThrottles")
 def list_signin_throttles(
-    actor: Caller, llavero: Service, email: Annotated[str | None, Query(max_length=254)] = None
+    actor: Caller, llavero: LlaveroDep, email: Annotated[str | None, Query(max_length=254)] = None
 ) -> SigninThrottleList:
     """Counts of the last day, newest first (admin). A `retry_time` in the future means the
     next attempt from that address waits until then."""
@@ -42,7 +42,7 @@ def list_signin_throttles(
 
 @router.post("/v1/signinThrottles:clear")
 def clear_signin_throttle(
-    body: SigninThrottleClear, actor: Caller, llavero: Service
+    body: SigninThrottleClear, actor: Caller, llavero: LlaveroDep
 ) -> SigninThrottleCleared:
     """Forget the counted attempts of an email (admin): its next sign-in is evaluated at once."""
     return SigninThrottleCleared(cleared=llavero.users.clear_throttle(actor, body.email, body.ip))

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.service.usage import UsageSeries
 
 router = APIRouter(tags=["usage"])
@@ -25,7 +25,7 @@ Granularity = Annotated[str, Query(max_length=16, description="`minute`, `hour` 
 def key_usage(
     key: str,
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     start: Start = None,
     end: End = None,
     granularity: Granularity = "hour",
@@ -38,7 +38,7 @@ def key_usage(
 def project_usage(
     project: str,
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     start: Start = None,
     end: End = None,
     granularity: Granularity = "hour",

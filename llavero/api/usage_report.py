@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.schemas import Body
 from llavero.core.plans import MAX_LIMIT
 from llavero.service.usage_report import UsageReport
@@ -21,7 +21,7 @@ class UsageReportBody(Body):
 
 
 @router.post("/v1/usage:report")
-def report_usage(body: UsageReportBody, actor: Caller, llavero: Service) -> UsageReport:
+def report_usage(body: UsageReportBody, actor: Caller, llavero: LlaveroDep) -> UsageReport:
     """Counts `units` against the unit limits (`upm`, `upd`) of the key and its project, once
     per `request_id`: a retry answers 200 with `duplicate: true` and counts nothing."""
     return llavero.usage_reports.report(actor, body.key_id, body.units, body.request_id)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, create_model
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.schemas import Body, context_fields
 from llavero.core import context
 from llavero.core.verify import VerifyRequest
@@ -46,7 +46,7 @@ class VerifyOut(BaseModel):
 
 
 @router.post("/v1/keys:verify", response_model=VerifyOut)
-def verify_key(body: VerifyBody, actor: Caller, llavero: Service) -> object:
+def verify_key(body: VerifyBody, actor: Caller, llavero: LlaveroDep) -> object:
     # Most verifies are answered before this route by `llavero.api.fast_verify`; this one
     # answers the rest (errors, sessions, keys not cached yet) and documents the call.
     actor.require("keys:verify")

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StrictBool
 
-from llavero.api.auth import Caller, Service
+from llavero.api.auth import Caller, LlaveroDep
 from llavero.api.projects import PageSize, PageToken
 from llavero.api.schemas import Body
 from llavero.service.webhooks import CreatedWebhook, Delivery, TestSent, Webhook
@@ -47,7 +47,7 @@ class DeliveryList(BaseModel):
 
 
 @router.post("")
-def create_webhook(body: WebhookCreate, actor: Caller, llavero: Service) -> CreatedWebhook:
+def create_webhook(body: WebhookCreate, actor: Caller, llavero: LlaveroDep) -> CreatedWebhook:
     """Returns the signing secret (`whsec_…`) once: it is never shown again."""
     return llavero.webhooks.create(
         actor, body.url, body.events, project=body.project, description=body.description
@@ -57,7 +57,7 @@ def create_webhook(body: WebhookCreate, actor: Caller, llavero: Service) -> Crea
 @router.get("")
 def list_webhooks(
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     project: Annotated[str | None, Query(max_length=1000)] = None,
     page_size: PageSize = None,
     page_token: PageToken = None,
@@ -67,13 +67,13 @@ def list_webhooks(
 
 
 @router.post("/{webhook}:test")
-def test_webhook(webhook: str, actor: Caller, llavero: Service) -> TestSent:
+def test_webhook(webhook: str, actor: Caller, llavero: LlaveroDep) -> TestSent:
     """Queues a `webhook.test` event for this endpoint; see its delivery log for the outcome."""
     return llavero.webhooks.send_test(actor, webhook)
 
 
 @router.post("/{webhook}:rotateSecret")
-def rotate_webhook_secret(webhook: str, actor: Caller, llavero: Service) -> CreatedWebhook:
+def rotate_webhook_secret(webhook: str, actor: Caller, llavero: LlaveroDep) -> CreatedWebhook:
     return llavero.webhooks.rotate_secret(actor, webhook)
 
 
@@ -81,7 +81,7 @@ def rotate_webhook_secret(webhook: str, actor: Caller, llavero: Service) -> Crea
 def list_deliveries(
     webhook: str,
     actor: Caller,
-    llavero: Service,
+    llavero: LlaveroDep,
     page_size: PageSize = None,
     page_token: PageToken = None,
 ) -> DeliveryList:
@@ -90,17 +90,19 @@ def list_deliveries(
 
 
 @router.get("/{webhook}")
-def get_webhook(webhook: str, actor: Caller, llavero: Service) -> Webhook:
+def get_webhook(webhook: str, actor: Caller, llavero: LlaveroDep) -> Webhook:
     return llavero.webhooks.get(actor, webhook)
 
 
 @router.patch("/{webhook}")
-def update_webhook(webhook: str, body: WebhookUpdate, actor: Caller, llavero: Service) -> Webhook:
+def update_webhook(
+    webhook: str, body: WebhookUpdate, actor: Caller, llavero: LlaveroDep
+) -> Webhook:
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return llavero.webhooks.update(actor, webhook, changes)
 
 
 @router.delete("/{webhook}", status_code=204)
-def delete_webhook(webhook: str, actor: Caller, llavero: Service) -> Response:
+def delete_webhook(webhook: str, actor: Caller, llavero: LlaveroDep) -> Response:
     llavero.webhooks.delete(actor, webhook)
     return Response(status_code=204)

@@ -120,13 +120,13 @@ def gateway(
     """Verify keys in front of an upstream API; forward with the upstream's own key."""
     import uvicorn
 
-    from llavero.edges import gateway as gateway_module
+    from llavero.edges.gateway import from_settings
     from llavero.edges.logs import configure_logging, install_access_log_filter
 
     with opened(db) as llavero:
         configure_logging(llavero.settings.log_level, llavero.settings.log_format)
         _fail_if_taken(host, port)
-        proxy = gateway_module.from_settings(
+        proxy = from_settings(
             llavero, upstream, key_env=upstream_key_env, key_header=upstream_key_header
         )
         out.print(f"Gateway at http://{host}:{port} in front of {upstream}", markup=False)

@@ -31,7 +31,7 @@ STATIC_DIR = TEMPLATE_DIR.parent / "static"
 API_PREFIXES = ("/v1", "/docs", "/redoc", "/openapi.json")
 
 
-def install(app: FastAPI, llavero: Llavero) -> None:
+def install_console(app: FastAPI, llavero: Llavero) -> None:
     """`llavero` is the service the pages call; the app already holds it in `app.state`."""
     app.state.llavero = llavero
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

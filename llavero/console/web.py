@@ -19,8 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from llavero.console import i18n, templating
 from llavero.edges import security
 from llavero.errors import PermissionDenied
-from llavero.service import Actor, Llavero
+from llavero.service import Actor, Llavero, models
 from llavero.service.models import User
+from llavero.service.pagination import every_item
 from llavero.service.sessions import SignedIn
 
 SIGNIN_CSRF_COOKIE: Final = "llavero_signin_csrf"
@@ -226,3 +227,52 @@ def signin_methods(request: Request) -> SigninMethods:
     return SigninMethods(
         settings.password_signin, settings.oidc_name if settings.oidc_enabled else None
     )
+
+
+MAX_EMAIL = 254
+
+
+def signin_form(
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    email: str = "",
+    next: str | None = None,
+) -> HTMLResponse:
+    """The form again; the email typed is echoed only if it could be one (a megabyte is not)."""
+    token = signin_csrf_token(request)
+    response = render(
+        request,
+        language(request),
+        "signin.html",
+        status_code=status_code,
+        headers=dict(NO_STORE),
+        csrf_token=token,
+        error=error,
+        signin=signin_methods(request),
+        email=email if len(email) <= MAX_EMAIL else "",
+        next=local_path(next) if next else None,
+    )
+    set_signin_csrf_cookie(request, response, token)
+    return response
+
+
+def all_projects(current: Page) -> list[models.Project]:
+    """Every project the user can see, for menus and the billing table."""
+    return every_item(
+        lambda token: current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
+    )
+
+
+def leak_context(key: models.Key) -> dict[str, Any] | None:
+    """A key's leak as the warning shows it; the place is a link only when it is https."""
+    if key.leak is None:
+        return None
+    url = key.leak.url
+    return {
+        "time": key.leak.time,
+        "url": url,
+        "link": bool(url and url.startswith("https://")),
+        "source": key.leak.source,
+    }

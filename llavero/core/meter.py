@@ -20,27 +20,18 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
-
-from sqlalchemy import Connection, Table, bindparam, delete, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
+from typing import Any, Final, Protocol
 
 from llavero import metrics
+from llavero.config import Settings
 from llavero.core.background import Periodic
+from llavero.core.clock import Clock
 from llavero.core.codes import REPORTED, Code
-from llavero.store import tables
-
-if TYPE_CHECKING:  # the service layer imports this module: no import cycle at run time
-    from llavero.service.context import Context
 
 log = logging.getLogger("llavero.usage")
 
 GRANULARITIES: Final[Mapping[str, int]] = {"minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_SECONDS: Final = 3600.0
-
-BUCKETS: Final[Table] = tables.Base.metadata.tables["usage_buckets"]
-KEYS: Final[Table] = tables.Base.metadata.tables["keys"]
 
 # (key_id, project_id, minute_start, code) -> [requests, units]
 Deltas = dict[tuple[str, str, int, str], list[int]]
@@ -48,15 +39,27 @@ Deltas = dict[tuple[str, str, int, str], list[int]]
 LastUsed = dict[str, tuple[float, str | None]]
 
 
+class UsageStore(Protocol):
+    """Where the counts go (`llavero.store.metering.UsageWriter` on the database)."""
+
+    def add(self, rows: list[dict[str, Any]], last_used: LastUsed) -> None:
+        """Add `rollup` rows to their buckets and move `last_used`, in one transaction."""
+
+    def prune(self, cutoffs: Mapping[str, datetime]) -> int:
+        """Delete the buckets of each granularity older than its cutoff; returns how many."""
+
+
 class UsageMeter:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, settings: Settings, clock: Clock, store: UsageStore) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = store
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending: Deltas = {}
         self._last_used: LastUsed = {}
         self._verifies: dict[str, int] = {}
-        interval = max(ctx.settings.usage_flush_seconds, 0.01)
+        interval = max(settings.usage_flush_seconds, 0.01)
         self._thread = Periodic("llavero-usage", interval, self._tick, log)
         self._next_prune = 0.0
         metrics.USAGE_SOURCES.add(self)
@@ -119,10 +122,7 @@ class UsageMeter:
                 return 0
             started = time.perf_counter()
             try:
-                with self.ctx.db.transaction() as session:
-                    connection = session.connection()
-                    self._write_buckets(connection, deltas)
-                    self._write_last_used(connection, last_used)
+                self.store.add(rollup(deltas), last_used)
             except BaseException:
                 self._put_back(deltas, last_used)
                 metrics.USAGE_FLUSH_FAILURES.inc()
@@ -132,24 +132,17 @@ class UsageMeter:
 
     def prune(self, now: float) -> int:
         """Delete buckets older than the retention of their granularity; returns how many."""
-        settings = self.ctx.settings
+        settings = self.settings
         retention_days = {
             "minute": settings.usage_retention_minute_days,
             "hour": settings.usage_retention_hour_days,
             "day": settings.usage_retention_day_days,
         }
-        deleted = 0
-        with self.ctx.db.transaction() as session:
-            connection = session.connection()
-            for granularity, days in retention_days.items():
-                cutoff = datetime.fromtimestamp(now - days * 86400, UTC)
-                result = connection.execute(
-                    delete(BUCKETS).where(
-                        BUCKETS.c.granularity == granularity, BUCKETS.c.bucket_start < cutoff
-                    )
-                )
-                deleted += result.rowcount
-        return deleted
+        cutoffs = {
+            granularity: datetime.fromtimestamp(now - days * 86400, UTC)
+            for granularity, days in retention_days.items()
+        }
+        return self.store.prune(cutoffs)
 
     def start(self) -> None:
         """Flush every `usage_flush_seconds` and prune every hour, in a daemon thread."""
@@ -168,7 +161,7 @@ class UsageMeter:
     def _tick(self) -> None:
         """A failure here keeps every count buffered (see `flush`); the next tick retries."""
         self.flush()
-        now = self.ctx.clock.time()
+        now = self.clock.time()
         if now >= self._next_prune:
             self.prune(now)
             self._next_prune = now + PRUNE_EVERY_SECONDS
@@ -183,28 +176,6 @@ class UsageMeter:
                 newer = self._last_used.get(key_id)
                 if newer is None or newer[0] < used[0]:
                     self._last_used[key_id] = used
-
-    def _write_buckets(self, connection: Connection, deltas: Deltas) -> None:
-        rows = rollup(deltas)
-        if rows:
-            connection.execute(_upsert(connection.dialect.name), rows)
-
-    def _write_last_used(self, connection: Connection, last_used: LastUsed) -> None:
-        if not last_used:
-            return
-        rows = [
-            {"b_key_id": key_id, "b_time": datetime.fromtimestamp(when, UTC), "b_ip": ip}
-            for key_id, (when, ip) in sorted(last_used.items())
-        ]
-        statement = (
-            update(KEYS)
-            .where(
-                KEYS.c.id == bindparam("b_key_id"),
-                or_(KEYS.c.last_used_time.is_(None), KEYS.c.last_used_time < bindparam("b_time")),
-            )
-            .values(last_used_time=bindparam("b_time"), last_used_ip=bindparam("b_ip"))
-        )
-        connection.execute(statement, rows)
 
 
 def rollup(deltas: Deltas) -> list[dict[str, Any]]:
@@ -236,33 +207,4 @@ def rollup(deltas: Deltas) -> list[dict[str, Any]]:
     ]
 
 
-def _upsert(dialect: str) -> Insert:
-    """`INSERT … ON CONFLICT DO UPDATE SET requests = requests + excluded.requests`: adding to a
-    bucket is one statement on SQLite and PostgreSQL, safe with several instances."""
-    if dialect == "sqlite":
-        sqlite_insert = sqlite.insert(BUCKETS)
-        return sqlite_insert.on_conflict_do_update(
-            index_elements=_primary_key(),
-            set_=_added(sqlite_insert.excluded),
-        )
-    if dialect == "postgresql":
-        pg_insert = postgresql.insert(BUCKETS)
-        return pg_insert.on_conflict_do_update(
-            index_elements=_primary_key(),
-            set_=_added(pg_insert.excluded),
-        )
-    raise RuntimeError(f"usage metering supports SQLite and PostgreSQL, not {dialect}")
-
-
-def _primary_key() -> list[str]:
-    return [column.name for column in BUCKETS.primary_key.columns]
-
-
-def _added(excluded: Any) -> dict[str, Any]:
-    return {
-        "requests": BUCKETS.c.requests + excluded.requests,
-        "units": BUCKETS.c.units + excluded.units,
-    }
-
-
-__all__ = ["GRANULARITIES", "UsageMeter", "rollup"]
+__all__ = ["GRANULARITIES", "REPORTED", "UsageMeter", "UsageStore", "rollup"]

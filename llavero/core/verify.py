@@ -8,24 +8,22 @@ database). Readable top to bottom on purpose: `Verifier.verify` is the whole dec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from sqlalchemy import select, union_all
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from llavero.core import keyformat
-from llavero.core.cache import MISSING, KeyRecord, Missing
+from llavero.core.cache import MISSING, KeyCache, KeyRecord, Missing
+from llavero.core.clock import Clock
 from llavero.core.codes import Code, State
+from llavero.core.keyformat import KeyHasher
 from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
-from llavero.core.plans import Plan, plan_for_billing
-from llavero.core.restrictions import RequestContext, compile_restrictions
-from llavero.store import tables
+from llavero.core.plans import Plan
+from llavero.core.restrictions import RequestContext
 
 if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
-    from llavero.service.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +178,34 @@ class Judged(NamedTuple):
     checks: Sequence[Check]
 
 
+class VerifyContext(Protocol):
+    """What verify reads of the shared context (`llavero.service.context.Context` has it)."""
+
+    @property
+    def key_prefix(self) -> str: ...
+    @property
+    def hasher(self) -> KeyHasher: ...
+    @property
+    def cache(self) -> KeyCache: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
+# The record of the key whose string hashes to the digest, or None: read on a cache miss from
+# the database (`llavero.store.key_lookup.KeyRecords`).
+KeySource = Callable[[str], KeyRecord | None]
+
+
 class Verifier:
     def __init__(
         self,
-        ctx: Context,
+        ctx: VerifyContext,
+        source: KeySource,
         limiter: Limiter,
         plans: Mapping[str, Plan],
         meter: UsageMeter | None = None,
     ) -> None:
-        self.ctx = ctx
+        self._source = source
         self._prefix = ctx.key_prefix
         self._key_length = len(ctx.key_prefix) + 1 + keyformat.BODY_LENGTH
         self._hash = ctx.hasher.hash
@@ -274,42 +291,7 @@ class Verifier:
 
     def _load(self, digest: str) -> KeyRecord | Missing:
         generation = self._cache.generation
-        # One statement, two lookups each on its own unique index, rather than an `OR`: with
-        # statistics (after ANALYZE) SQLite may answer the `OR` by scanning a project's keyformat.
-        matching = union_all(
-            select(tables.Key.id).where(tables.Key.key_hash == digest),
-            select(tables.Key.id).where(tables.Key.previous_hash == digest),
-        )
-        query = (
-            select(tables.Key, tables.BillingAccount.open)
-            .join(tables.Project, tables.Project.id == tables.Key.project_id)
-            .outerjoin(
-                tables.BillingAccount,
-                tables.BillingAccount.id == tables.Project.billing_account_id,
-            )
-            .where(tables.Key.id.in_(matching))
-        )
-        with self.ctx.db.reading() as session:
-            found = session.execute(query).first()
-        record: KeyRecord | Missing = MISSING
-        if found is not None:
-            row, billing_open = found
-            record = self._record(row, billing_open, is_previous=row.key_hash != digest)
+        found = self._source(digest)
+        record: KeyRecord | Missing = MISSING if found is None else found
         self._cache.put(digest, record, generation)
         return record
-
-    def _record(self, row: tables.Key, billing_open: bool | None, is_previous: bool) -> KeyRecord:
-        ends = [row.expire_time]
-        if is_previous:
-            ends.append(row.previous_expire_time)
-        deadlines = [end.timestamp() for end in ends if end is not None]
-        return KeyRecord(
-            key_id=row.id,
-            project_id=row.project_id,
-            state=row.state,
-            valid_until=min(deadlines) if deadlines else None,
-            environment=row.environment,
-            restrictions=compile_restrictions(row.restrictions),
-            limits=dict(row.limits),
-            plan=plan_for_billing(self.ctx.settings, billing_open),
-        )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -43,48 +41,27 @@ from llavero.core.cache import KeyRecord
 from llavero.core.limits import MemoryLimiter, RedisLimiter
 from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.edges import answers, credentials, upstream_path
-from llavero.edges.answers import Refusal, Verifies
+from llavero.edges.answers import Verifies
 from llavero.edges.proxy_trust import ProxyTrust, joined_headers
+from llavero.edges.relay import (
+    BODILESS,
+    NOT_UPSTREAM_RAW,
+    client_left,
+    connection_options,
+    downstream_headers,
+    encoded,
+    error_answer,
+    raw_path,
+    refused,
+    request_body,
+)
+from llavero.edges.units import UnitsScanner, is_metered
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Llavero
 
 log = logging.getLogger("llavero.gateway")
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway sets itself.
-HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# The client's credentials and what belongs to the gateway's own host never go upstream.
-NOT_UPSTREAM: Final = HOP_BY_HOP | {
-    "host",
-    "cookie",
-    "accept-encoding",
-    "x-forwarded-for",
-    "x-real-ip",
-    "forwarded",
-    *credentials.KEY_HEADERS,
-}
-# The server answering the client sets these itself; `alt-svc` would point at the upstream.
-NOT_DOWNSTREAM: Final = HOP_BY_HOP | {"date", "server", "alt-svc"}
-NOT_UPSTREAM_RAW: Final = frozenset(name.encode() for name in NOT_UPSTREAM)
-NOT_DOWNSTREAM_RAW: Final = frozenset(name.encode() for name in NOT_DOWNSTREAM)
 METHODS: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-METERED_TYPES: Final = ("json", "event-stream")
-UNITS_RE: Final = re.compile(rb'"(?:totalTokenCount|total_tokens)"\s*:\s*([0-9]{1,15})')
-SCAN_TAIL: Final = 64
-SMALL_BODY: Final = 64 * 1024
-# Answers that carry no Content-Length (RFC 9110 §8.6).
-BODILESS: Final = frozenset({*range(100, 200), 204, 304})
 
 # (the client's key, units the upstream stated) -> counted somewhere.
 UnitsCounter = Callable[[str, int], None]
@@ -92,25 +69,6 @@ UnitsCounter = Callable[[str, int], None]
 MayBlock = Callable[[str], bool]
 # Verify in the event loop, awaiting the limiter's I/O (Redis) rather than blocking on it.
 AsyncVerify = Callable[[VerifyRequest], Awaitable[VerifyResult]]
-
-
-class UnitsScanner:
-    """The last token total an answer states, found while its bytes stream past.
-
-    A regex over a sliding window rather than a JSON parser, because an answer may be a stream
-    of server-sent events or JSON too large to hold: Gemini repeats a running total in every
-    event and OpenAI states it once at the end, so the last complete match is the total. A match
-    cut by a chunk boundary is found again, whole, with the next chunk, and then wins."""
-
-    def __init__(self) -> None:
-        self.units: int | None = None
-        self._tail = b""
-
-    def feed(self, chunk: bytes) -> None:
-        window = self._tail + chunk
-        for match in UNITS_RE.finditer(window):
-            self.units = int(match.group(1))
-        self._tail = window[-SCAN_TAIL:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +117,7 @@ class Gateway:
         self._base = upstream.url.rstrip("/")
         self._credential = list(upstream.credential().items())
         # A client's header named like the upstream's credential header would ride along.
-        self._not_upstream = NOT_UPSTREAM_RAW | _encoded(name for name, _ in self._credential)
+        self._not_upstream = NOT_UPSTREAM_RAW | encoded(name for name, _ in self._credential)
         self._service = upstream.service_name
         self._client: aiohttp.ClientSession | None = None
 
@@ -254,14 +212,14 @@ class Gateway:
             log.warning("upstream timed out on %s %s", request.method, request.scope["path"])
             return error_answer(504, "DEADLINE_EXCEEDED", "The upstream API did not answer.")
         except (aiohttp.ClientError, ClientDisconnect) as exc:
-            if _client_left(exc):
+            if client_left(exc):
                 # The client left before its whole body was in: nobody is there to answer.
                 # 499 is nginx's "client closed request", so the access log says so.
                 return Response(status_code=499)
             log.warning("upstream unreachable on %s: %s", request.scope["path"], type(exc).__name__)
             return error_answer(502, "UNAVAILABLE", "The upstream API is unreachable.")
         metered = key if result is not None and is_metered(answer) else None
-        headers_out = _downstream_headers(answer)
+        headers_out = downstream_headers(answer)
         if result is not None:
             headers_out += [
                 (name.lower().encode(), value.encode())
@@ -347,7 +305,7 @@ class Gateway:
     ) -> list[tuple[str, str]]:
         dropped = self._not_upstream
         if connection := headers.get("connection"):
-            dropped = dropped | _encoded(connection_options(connection))
+            dropped = dropped | encoded(connection_options(connection))
         # Raw pairs: repeated request headers all go upstream.
         forwarded = [
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -359,37 +317,6 @@ class Gateway:
         if with_credential:
             forwarded.extend(self._credential)
         return forwarded
-
-
-def raw_path(scope: Scope) -> str:
-    """The request target's path as sent, undecoded."""
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
-    return raw.decode("latin-1")
-
-
-def _downstream_headers(answer: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    """Raw pairs, not a dict: repeated headers (Set-Cookie, Vary) must all reach the client."""
-    dropped = NOT_DOWNSTREAM_RAW
-    if connection := answer.headers.get("connection"):
-        dropped = dropped | _encoded(connection_options(connection))
-    return [(name, value) for name, value in answer.raw_headers if name.lower() not in dropped]
-
-
-async def request_body(
-    request: Request, headers: dict[str, str]
-) -> bytes | AsyncIterator[bytes] | None:
-    """None without a body, so that no empty chunked body is sent; a small body of known length
-    whole, as aiohttp sends it with the headers in one write; any other body as a stream."""
-    length = headers.get("content-length")
-    if length is None:
-        return request.stream() if "transfer-encoding" in headers else None
-    if length.isdigit() and int(length) <= SMALL_BODY:
-        return await request.body()
-    return request.stream()
-
-
-def _encoded(names: Iterable[str]) -> frozenset[bytes]:
-    return frozenset(name.encode("latin-1") for name in names)
 
 
 def always_blocks(key: str) -> bool:
@@ -405,37 +332,6 @@ def service_may_block(llavero: Llavero) -> MayBlock:
         return always_blocks
     cache, digest = llavero.ctx.cache, llavero.ctx.hasher.hash
     return lambda key: cache.get(digest(key)) is None
-
-
-def connection_options(connection: str) -> frozenset[str]:
-    """Headers that the `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1)."""
-    return frozenset(option.strip().lower() for option in connection.split(",") if option.strip())
-
-
-def _client_left(exc: BaseException) -> bool:
-    """Whether the upstream call failed because the client's own body stopped mid-way."""
-    while exc is not None:
-        if isinstance(exc, ClientDisconnect):
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
-
-
-def is_metered(answer: aiohttp.ClientResponse) -> bool:
-    content_type = answer.headers.get("content-type", "")
-    return answer.headers.get("content-encoding", "identity") == "identity" and any(
-        kind in content_type for kind in METERED_TYPES
-    )
-
-
-def refused(refusal: Refusal) -> Response:
-    headers = {**refusal.headers, "content-type": "application/json; charset=UTF-8"}
-    return Response(refusal.body_bytes(), refusal.status, headers)
-
-
-def error_answer(status: int, canonical: str, message: str) -> Response:
-    body = {"error": {"code": status, "status": canonical, "message": message}}
-    return Response(orjson.dumps(body), status, media_type="application/json; charset=UTF-8")
 
 
 def unit_counter(llavero: Llavero) -> UnitsCounter:

@@ -212,3 +212,12 @@ def verified_key_of(environ: Mapping[str, Any]) -> VerifyResult:
     if not isinstance(result, VerifyResult):
         raise RuntimeError("no verified key on this request: wrap the app in LlaveroWSGIMiddleware")
     return result
+
+
+__all__ = [
+    "LlaveroMiddleware",
+    "LlaveroWSGIMiddleware",
+    "VerifiedKey",
+    "verified_key",
+    "verified_key_of",
+]

@@ -49,7 +49,8 @@ DOCS_HEADERS = [
 
 class SecurityHeaders:
     """Adds the headers above to every answer, errors and 500s included (it wraps the whole
-    app, `llavero.api.LlaveroApp`); the API docs pages get them with the policy they need."""
+    app, `llavero.application.LlaveroApp`); the API docs pages get them with the policy they
+    need."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

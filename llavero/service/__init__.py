@@ -43,6 +43,8 @@ from llavero.store import Database, DatabaseTimeouts
 from llavero.store.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.store.db_limiter import DatabaseLimiter
 from llavero.store.instances import OWN_COUNTERS, Registry
+from llavero.store.key_lookup import KeyRecords
+from llavero.store.metering import UsageWriter
 
 log = logging.getLogger("llavero")
 SECRET_FILE = "hash-secret"
@@ -111,12 +113,18 @@ class Llavero:
         self.plans = PlanCatalog(load_plans(self.settings))
         self.limiter = create_limiter(self.settings, self.ctx.db)
         self.billing = Billing(self.ctx, self.plans)
-        self.usage_meter = UsageMeter(self.ctx)
+        self.usage_meter = UsageMeter(self.settings, clock, UsageWriter(self.ctx.db))
         self.usage = Usage(self.ctx)
         self.usage_reports = UsageReports(
             self.ctx, self.limiter, self.plans, self.usage_meter.record_units
         )
-        self.verifier = Verifier(self.ctx, self.limiter, self.plans.plans, self.usage_meter)
+        self.verifier = Verifier(
+            self.ctx,
+            KeyRecords(self.ctx.db, self.settings),
+            self.limiter,
+            self.plans.plans,
+            self.usage_meter,
+        )
         self.webhooks = Webhooks(self.ctx)
         self.alerts = Alerts(self.ctx, self.plans)
         self.dispatcher = Dispatcher(self.ctx)

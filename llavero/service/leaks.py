@@ -263,10 +263,6 @@ def _key_verdict(row: tables.Key, match: Match, action: str) -> Verdict:
     )
 
 
-def _lookup(row: tables.Key) -> models.KeyLookup:
-    return models.KeyLookup(project=row.project_id, key=row.id, state=row.state)
-
-
 def _apply_policy(row: tables.Key, policy: str, now: datetime) -> str:
     """The project's leak policy on one key; returns what it did (for the audit trail)."""
     if row.state == State.DELETED:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 

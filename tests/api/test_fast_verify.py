@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
-from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath, plain_request, read_body, replay
+from llavero.application import create_app
 from llavero.core import keyformat
 from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core.clock import FrozenClock
 from llavero.service import Actor, Llavero
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.errors import NotFound
 from llavero.service import Actor, Llavero
 from llavero.service.context import MEMBER_SCOPES

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.service import Actor, Llavero
 from tests.loopback import free_port
 

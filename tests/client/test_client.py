@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.client import (
     AlreadyExists,
     ApiError,

@@ -9,7 +9,7 @@ import pytest
 from babel.numbers import get_currency_name
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.console.pages.billing import CURRENCIES
 from llavero.service import Actor, Llavero, models
 from llavero.service.billing import BillingAccount

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llavero.console import charts, i18n, templating
-from llavero.console.pages.detail import APPLICATION_KINDS, FieldError, settings_of
+from llavero.console.key_settings import APPLICATION_KINDS, FieldError, settings_of
 from llavero.core.plans import LIMIT_NAMES
 from llavero.service import models
 
@@ -85,7 +85,7 @@ LEAK: dict[str, Any] = {
     "link": True,
     "source": "github",
 }
-"""A key's reported leak as the console shows it (llavero.console.pages.keys.leak_context)."""
+"""A key's reported leak as the console shows it (llavero.console.web.leak_context)."""
 
 
 def keys_context(**overrides: Any) -> dict[str, Any]:

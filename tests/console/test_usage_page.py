@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero, models
 from llavero.store.instances import Registry

@@ -16,9 +16,16 @@ from llavero.core.codes import REPORTED
 from llavero.core.meter import UsageMeter, rollup
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
+from llavero.service.context import Context
 from llavero.store import tables
+from llavero.store.metering import UsageWriter
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z
+
+
+def meter_on(ctx: Context) -> UsageMeter:
+    """A meter of its own that writes to this service's database, as the service's does."""
+    return UsageMeter(ctx.settings, ctx.clock, UsageWriter(ctx.db))
 
 
 @pytest.fixture
@@ -50,7 +57,7 @@ def at(seconds: float) -> datetime:
 def test_record_buffers_until_flush_then_writes_one_row_per_bucket(
     any_llavero: Llavero, key_id: str
 ) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     for offset in (0, 10, 59):
         meter.record(key_id, "gemini-api", "VALID", 5, "203.0.113.7", T0 + offset)
     meter.record(key_id, "gemini-api", "RATE_LIMITED", 0, "203.0.113.8", T0 + 30)
@@ -76,7 +83,7 @@ def test_record_buffers_until_flush_then_writes_one_row_per_bucket(
 
 
 def test_flushes_add_to_existing_buckets(any_llavero: Llavero, key_id: str) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "VALID", 2, None, T0)
     meter.flush()
     meter.record(key_id, "gemini-api", "VALID", 3, None, T0 + 1)
@@ -90,7 +97,7 @@ def test_flushes_add_to_existing_buckets(any_llavero: Llavero, key_id: str) -> N
 def test_minute_hour_and_day_buckets_add_up_to_the_same_totals(
     any_llavero: Llavero, key_id: str
 ) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     rng = random.Random(4)
     recorded: Counter[str] = Counter()
     for flush_round in range(3):
@@ -129,7 +136,7 @@ def test_each_hour_bucket_is_the_sum_of_its_minutes() -> None:
 
 
 def test_reported_units_add_units_but_no_requests(any_llavero: Llavero, key_id: str) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record_units(key_id, "gemini-api", 1200, T0)
     meter.flush()
 
@@ -142,7 +149,7 @@ def test_prune_keeps_each_granularity_for_its_own_retention(
     any_llavero: Llavero, key_id: str
 ) -> None:
     settings = any_llavero.settings
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "VALID", 1, None, T0)
     meter.flush()
 
@@ -158,7 +165,7 @@ def test_prune_keeps_each_granularity_for_its_own_retention(
 def test_a_failed_flush_keeps_every_count_for_the_next_one(
     any_llavero: Llavero, key_id: str
 ) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "VALID", 4, "203.0.113.7", T0)
     with any_llavero.db.engine.begin() as connection:
         connection.execute(text("ALTER TABLE usage_buckets RENAME TO usage_buckets_away"))
@@ -179,7 +186,7 @@ def test_a_failed_flush_keeps_every_count_for_the_next_one(
 def test_an_older_flush_does_not_overwrite_a_newer_last_use(
     any_llavero: Llavero, key_id: str
 ) -> None:
-    newer, older = UsageMeter(any_llavero.ctx), UsageMeter(any_llavero.ctx)
+    newer, older = meter_on(any_llavero.ctx), meter_on(any_llavero.ctx)
     newer.record(key_id, "gemini-api", "VALID", 0, "198.51.100.2", T0 + 5)
     older.record(key_id, "gemini-api", "VALID", 0, "198.51.100.1", T0)
     newer.flush()
@@ -190,7 +197,7 @@ def test_an_older_flush_does_not_overwrite_a_newer_last_use(
 
 
 def test_only_a_valid_verify_moves_last_used(any_llavero: Llavero, key_id: str) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "IP_NOT_ALLOWED", 0, "192.0.2.1", T0)
     meter.flush()
     key = any_llavero.keys.get(Actor.system(), key_id)
@@ -218,7 +225,7 @@ def test_only_a_valid_verify_moves_last_used(any_llavero: Llavero, key_id: str) 
 
 
 def test_close_flushes_everything_buffered(any_llavero: Llavero, key_id: str) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
     meter.record(key_id, "gemini-api", "DISABLED", 0, None, T0)
     meter.close()
 
@@ -229,7 +236,7 @@ def test_close_flushes_everything_buffered(any_llavero: Llavero, key_id: str) ->
 def test_the_flusher_thread_writes_without_being_asked(any_llavero: Llavero, key_id: str) -> None:
     ctx = any_llavero.ctx
     ctx.settings = ctx.settings.model_copy(update={"usage_flush_seconds": 0.02})
-    meter = UsageMeter(ctx)
+    meter = meter_on(ctx)
     flushed = threading.Event()
     original = meter.flush
 
@@ -250,7 +257,7 @@ def test_the_flusher_thread_writes_without_being_asked(any_llavero: Llavero, key
 
 
 def test_concurrent_records_are_all_counted(any_llavero: Llavero, key_id: str) -> None:
-    meter = UsageMeter(any_llavero.ctx)
+    meter = meter_on(any_llavero.ctx)
 
     def hammer() -> None:
         for i in range(2000):

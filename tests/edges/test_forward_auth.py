@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core.codes import Code
 from llavero.core.verify import VerifyRequest, VerifyResult

@@ -26,7 +26,6 @@ from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.edges.credentials import ProxyTrust
 from llavero.edges.gateway import (
     Gateway,
-    UnitsScanner,
     Upstream,
     always_blocks,
     from_settings,
@@ -34,6 +33,7 @@ from llavero.edges.gateway import (
     unit_counter,
 )
 from llavero.edges.logs import install_access_log_filter
+from llavero.edges.units import UnitsScanner
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Actor, Llavero
 from llavero.store import tables

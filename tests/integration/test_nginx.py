@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.service import Actor, Llavero
 from tests.conftest import require

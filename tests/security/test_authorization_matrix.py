@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core import keyformat
 from llavero.service import Actor, Llavero
 from llavero.service.tokens import TOKEN_PREFIX

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.service import Actor, Llavero
 from llavero.store import tables
 

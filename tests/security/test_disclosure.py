@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
 from llavero.api.fast_verify import VerifyFastPath
+from llavero.application import create_app
 from llavero.edges.security import HEADERS
 from llavero.service import Actor, Llavero
 

@@ -155,7 +155,7 @@ def test_the_service_refuses_ill_formed_text_for_the_console_and_cli(
 
 
 def test_a_non_ascii_csrf_token_is_refused_not_a_500(llavero: Llavero, admin: Actor) -> None:
-    from llavero.api import create_app
+    from llavero.application import create_app
 
     llavero.users.create(admin, "csrf@example.com", PASSWORD, role="admin")
     with TestClient(

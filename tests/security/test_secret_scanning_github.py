@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest

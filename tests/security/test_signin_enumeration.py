@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.cli import app as cli_app
 from llavero.core.clock import FrozenClock
 from llavero.errors import LlaveroError, ResourceExhausted, Unauthenticated

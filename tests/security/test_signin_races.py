@@ -14,7 +14,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.errors import LlaveroError
 from llavero.service import Actor, Llavero
 from llavero.service.throttle import FREE_ATTEMPTS

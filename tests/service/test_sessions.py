@@ -1,7 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core.clock import FrozenClock
 from llavero.edges.security import CSRF_HEADER, SESSION_COOKIE
 from llavero.service import Actor, Llavero

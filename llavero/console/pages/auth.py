@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from llavero.console import web
 from llavero.edges import security
 from llavero.errors import ResourceExhausted, Unauthenticated
 
 router = APIRouter(include_in_schema=False)
-MAX_EMAIL = 254
 
 
 @router.get("/")
@@ -26,7 +25,7 @@ def signin_page(request: Request, next: str | None = None) -> Response:
     cookie = request.cookies.get(security.SESSION_COOKIE)
     if web.service(request).sessions.resume(cookie):
         return RedirectResponse(web.local_path(next), status_code=303)
-    response = signin_form(request, next=next, error="session_expired" if cookie else None)
+    response = web.signin_form(request, next=next, error="session_expired" if cookie else None)
     if cookie:
         security.clear_session_cookie(response, web.secure_cookies(request))
     return response
@@ -41,16 +40,18 @@ def signin(
     next: Annotated[str | None, Form()] = None,
 ) -> Response:
     if not web.service(request).settings.password_signin:
-        return signin_form(request, status_code=403, error="password_off", next=next)
+        return web.signin_form(request, status_code=403, error="password_off", next=next)
     expected = request.cookies.get(web.SIGNIN_CSRF_COOKIE, "")
     if not security.tokens_match(csrf_token, expected):
-        return signin_form(request, status_code=403, error="csrf", email=email, next=next)
+        return web.signin_form(request, status_code=403, error="csrf", email=email, next=next)
     try:
         user = web.service(request).users.authenticate(email, password, web.client_ip(request))
     except ResourceExhausted:
-        return signin_form(request, status_code=429, error="rate_limited", email=email, next=next)
+        return web.signin_form(
+            request, status_code=429, error="rate_limited", email=email, next=next
+        )
     except Unauthenticated:
-        return signin_form(
+        return web.signin_form(
             request, status_code=401, error="invalid_credentials", email=email, next=next
         )
     return web.start_session(request, user, web.local_path(next))
@@ -62,7 +63,7 @@ def signin_link(request: Request, token: str = "") -> Response:
     try:
         user = web.service(request).users.redeem_signin_link(token, web.client_ip(request))
     except Unauthenticated:
-        return signin_form(request, status_code=401, error="invalid_link")
+        return web.signin_form(request, status_code=401, error="invalid_link")
     return web.start_session(request, user, "/app/apikey")
 
 
@@ -72,30 +73,4 @@ def signout(current: web.SignedInAction) -> Response:
     web.service(request).sessions.end(request.cookies.get(security.SESSION_COOKIE))
     response = RedirectResponse("/signin", status_code=303)
     security.clear_session_cookie(response, web.secure_cookies(request))
-    return response
-
-
-def signin_form(
-    request: Request,
-    *,
-    status_code: int = 200,
-    error: str | None = None,
-    email: str = "",
-    next: str | None = None,
-) -> HTMLResponse:
-    """The form again; the email typed is echoed only if it could be one (a megabyte is not)."""
-    token = web.signin_csrf_token(request)
-    response = web.render(
-        request,
-        web.language(request),
-        "signin.html",
-        status_code=status_code,
-        headers=dict(web.NO_STORE),
-        csrf_token=token,
-        error=error,
-        signin=web.signin_methods(request),
-        email=email if len(email) <= MAX_EMAIL else "",
-        next=web.local_path(next) if next else None,
-    )
-    web.set_signin_csrf_cookie(request, response, token)
     return response

@@ -165,7 +165,7 @@ def _render(
     status_code: int = 200,
 ) -> HTMLResponse:
     lang = current.lang
-    projects = all_projects(current)
+    projects = web.all_projects(current)
     accounts = _all_accounts(current) if current.is_admin else []
     names = {account.id: account.display_name for account in accounts}
     rows = [_project_row(current, project, names) for project in projects]
@@ -224,13 +224,6 @@ def _project_row(
         "usage_url": "/app/usage?" + urlencode({"project": project.id}),
         "leak_policy": project.leak_policy,
     }
-
-
-def all_projects(current: web.Page) -> list[models.Project]:
-    """Every project the user can see, for menus and the billing table."""
-    return every_item(
-        lambda token: current.llavero.projects.list(current.actor, page_size=1000, page_token=token)
-    )
 
 
 def _all_accounts(current: web.Page) -> list[BillingAccount]:

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse, Response
 
 from llavero.console import i18n, web
-from llavero.console.pages.billing import all_projects
 from llavero.console.plans import plan_display_name
 from llavero.core import restrictions
 from llavero.core.codes import LIVE_STATES, State
@@ -237,19 +236,6 @@ def rotate_leaked_key(current: web.SignedInAction, key_id: str, back: BackField 
     return _render(current, listing, created=shown, notice="leak_rotated")
 
 
-def leak_context(key: models.Key) -> dict[str, Any] | None:
-    """A key's leak as the warning shows it; the place is a link only when it is https."""
-    if key.leak is None:
-        return None
-    url = key.leak.url
-    return {
-        "time": key.leak.time,
-        "url": url,
-        "link": bool(url and url.startswith("https://")),
-        "source": key.leak.source,
-    }
-
-
 def _act(current: web.Page, call: Callable[[], models.Key], notice: str, back: str) -> Response:
     """Runs one service call and returns to the view the form came from, with the outcome (a
     notice or an error) in the URL."""
@@ -276,7 +262,7 @@ def _render(
     error: str | None = None,
 ) -> HTMLResponse:
     llavero, actor = current.llavero, current.actor
-    projects = all_projects(current)
+    projects = web.all_projects(current)
     try:
         page = llavero.keys.list(
             actor,
@@ -380,7 +366,7 @@ def _row(
         "last_used_time": key.last_used_time,
         "delete_time": key.delete_time,
         "purge_time": key.purge_time,
-        "leak": leak_context(key),
+        "leak": web.leak_context(key),
     }
     if writable is not None and key.project not in writable:
         del row["delete_url"], row["action_url"]

@@ -21,7 +21,6 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from llavero.config import Settings
 from llavero.console import web
-from llavero.console.pages.auth import signin_form
 from llavero.errors import PermissionDenied, Unauthenticated
 from llavero.service import Llavero
 from llavero.service.federation import Identity
@@ -144,4 +143,4 @@ def _identity(claims: dict[str, Any], settings: Settings) -> Identity:
 
 def _refused(request: Request, error: str, status_code: int, email: str = "") -> HTMLResponse:
     request.session.clear()
-    return signin_form(request, status_code=status_code, error=error, email=email)
+    return web.signin_form(request, status_code=status_code, error=error, email=email)

@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from llavero.console import charts, i18n, labels, web
-from llavero.console.pages import billing
 from llavero.console.plans import plan_display_name
 from llavero.core import limits
 from llavero.core.meter import GRANULARITIES
@@ -141,7 +140,7 @@ def _error_page(current: web.Page, error: LlaveroError) -> HTMLResponse:
 
 
 def _chooser(current: web.Page) -> HTMLResponse:
-    projects = billing.all_projects(current)
+    projects = web.all_projects(current)
     return current.render(
         "usage.html",
         target=None,
