@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pytest
 
-from llavero.api import create_app
+from llavero.application import create_app
 from llavero.core import restrictions
 from llavero.core.codes import Code
 from llavero.core.context import RequestContext
