@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.service.leaks import Match
+from tests.loopback import free_port
 
 
 def leak(llavero: Llavero, key_string: str, url: str = "https://paste.example/x") -> str:
@@ -176,12 +176,6 @@ def test_leak_policy_over_http(llavero: Llavero, admin: Actor, client: TestClien
     assert empty.status_code == 400
     after = client.get(f"/v1/projects/{project.id}").json()
     assert (after["leak_policy"], after["display_name"]) == ("notify", "Patch me")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_key_revoked_here_is_deleted_on_another_serving_process(tmp_path: Path) -> None:
