@@ -42,10 +42,20 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
-	$(BIN)/python -m pytest
+# The tests run on PYTEST_WORKERS pytest-xdist workers, each file's tests on one worker (many
+# files start their servers or browser once per module); PYTEST_WORKERS=0 runs them one after
+# another in one process. Most of the suite waits on subprocesses and sockets, so more workers
+# than cores pays (README.md, "Running the tests").
+PYTEST_WORKERS ?= 4
 
-test: lint typecheck unit
+unit: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+# Lint, type check and the tests in a sub-make, so that the wall time printed at the end covers
+# all three, and is printed when one of them fails too.
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint typecheck unit; status=$$?; \
+	echo "make test: $$(($$(date +%s) - start)) s wall time"; exit $$status
 
 # Benchmarks need wrk (Debian package) and peers in their own venv: bench/README.md.
 bench:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 import subprocess
 import threading
@@ -15,13 +17,60 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+FIRST_PORT = 10_000
+TRIES = 1000
+
+
+def _worker_ports() -> Iterator[int]:
+    """This process's own block of ports, below the kernel's ephemeral range: a port given out
+    there could be taken before the server binds it, by another xdist worker's `bind(0)` or as
+    the local port of any outgoing connection. The walk starts at a random place in the block,
+    so two runs on one machine seldom try the same port at the same moment."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    ephemeral = EPHEMERAL_RANGE.read_text().split() if EPHEMERAL_RANGE.exists() else ["32768"]
+    size = (int(ephemeral[0]) - FIRST_PORT) // workers
+    first = FIRST_PORT + worker * size
+    start = random.randrange(size)
+    while True:
+        yield from (first + (start + step) % size for step in range(size))
+
+
+_PORTS = _worker_ports()
+_PORTS_LOCK = threading.Lock()
+
+
+def _unused(port: int) -> bool:
+    """Nothing listens or is bound on `port`, on any IPv4 or IPv6 address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    if not socket.has_ipv6:
+        return True
+    try:
+        probe6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:  # IPv6 off in this kernel
+        return True
+    with probe6:
+        probe6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            probe6.bind(("::", port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port() -> int:
-    """A loopback port free right now (for a server that binds it itself)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port free right now, for a server (a subprocess, nginx) that binds it itself."""
+    with _PORTS_LOCK:
+        for _ in range(TRIES):
+            port = next(_PORTS)
+            if _unused(port):
+                return port
+    raise AssertionError("no free port in this worker's block")
 
 
 def wait_until_serving(server: subprocess.Popen[bytes], base: str, output: Path) -> None:

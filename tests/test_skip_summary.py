@@ -1,4 +1,5 @@
-"""Without PostgreSQL or Redis the run says so once per service, not once per skipped test."""
+"""Without PostgreSQL or Redis the run says so once per service, not once per skipped test:
+run in one process, and on pytest-xdist workers as `make test` runs it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_missing_service_is_one_summary_line() -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_missing_service_is_one_summary_line(workers: str) -> None:
     env = {
         **os.environ,
         "CI": "",
@@ -28,6 +32,8 @@ def test_a_missing_service_is_one_summary_line() -> None:
             "no:randomly",
             "-p",
             "no:cacheprovider",
+            "-n",
+            workers,
             "tests/core/test_verify.py",
             "tests/integration/test_limits_redis.py",
         ],

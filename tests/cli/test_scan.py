@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llavero.cli import app
-from llavero.cli.scan import Scanner, files_under
+from llavero.cli.scan import MAP_FROM_BYTES, Scanner, files_under
 from llavero.core import keyformat
 from llavero.service import Actor, Llavero
 from llavero.service.tokens import TOKEN_PREFIX
@@ -187,13 +187,11 @@ def llavero_for_cli(cli_env: dict[str, str]) -> Iterator[Llavero]:
 
 
 def test_a_large_file_is_mapped_and_scanned_whole(tmp_path: Path) -> None:
-    from llavero.cli import scan
-
     key = keyformat.generate("llv")
     big = tmp_path / "big.log"
     with big.open("wb") as handle:
         handle.write(b"x" * 10 + b"\n")
-        handle.write(b"." * scan.MAP_FROM_BYTES)
+        handle.write(b"." * MAP_FROM_BYTES)
         handle.write(f"\nkey={key}\n".encode())
     (finding,) = Scanner().scan_paths([big])
     assert (finding.secret, finding.line) == (key, 3)

@@ -222,7 +222,7 @@ def test_an_unreachable_redis_falls_back_to_memory_and_retries_later(
     assert errors_during_backoff == 1
     assert errors_count() - before == 2
     assert (retried.allowed, retried.limits["rpm"].remaining) == (False, 0)
-    warnings = [r for r in caplog.records if r.name == "llavero.core.limits"]
+    warnings = [r for r in caplog.records if r.name == "llavero.limits"]
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
     assert "hunter2" not in caplog.text

@@ -21,8 +21,9 @@ from llavero.config import Settings
 from llavero.core.limits import checks_for
 from llavero.service import Actor, Llavero
 from tests.conftest import require
+from tests.loopback import free_port
 from tests.loopback import serve as serve_in_thread
-from tests.processes import Processes, alive, free_port, processes
+from tests.processes import Processes, alive, processes
 
 FREE_RPM = 10
 LOG_LINE = re.compile(

@@ -21,18 +21,12 @@ from typing import Any
 
 from llavero.config import Settings
 from llavero.service import Actor, Llavero
+from tests.loopback import free_port
 
 SECRET = "edge-test-secret-0123456789abcdef"
 TRUSTED_PEER = "127.0.0.2"
 UNTRUSTED_PEER = "127.0.0.1"
 UPSTREAM_KEY = "upstream-own-key-not-a-llavero-one"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

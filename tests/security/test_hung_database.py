@@ -8,6 +8,7 @@ those calls fill the shared threadpool, and once the proxy forwards again everyt
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,7 +66,9 @@ def service(
 def test_a_hung_database_gives_503_and_cached_verifies_keep_answering(
     service: Llavero, proxy: HangingProxy, admin: Actor
 ) -> None:
-    project = service.projects.create(admin, "Outage", "outage").id
+    # An id of this run: xdist workers and later runs share the Redis db, and a key's counters
+    # there outlive the test (the frozen clock puts every run in the same day's window).
+    project = service.projects.create(admin, "Outage", f"outage-{uuid.uuid4().hex[:8]}").id
     key = service.keys.create(admin, project).key_string
     admin_token = service.tokens.create(admin, ["admin"]).token
     verify_token = service.tokens.create(admin, ["keys:verify"]).token

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from llavero.core.clock import FrozenClock
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.service.leaks import Match
+from tests.loopback import free_port
 
 
 def leak(llavero: Llavero, key_string: str, url: str = "https://paste.example/x") -> str:
@@ -178,12 +178,6 @@ def test_leak_policy_over_http(llavero: Llavero, admin: Actor, client: TestClien
     assert (after["leak_policy"], after["display_name"]) == ("notify", "Patch me")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_key_revoked_here_is_deleted_on_another_serving_process(tmp_path: Path) -> None:
     """Another `llavero serve` on the same database caches the key, then learns of the leak
     from the change feed: its next verifies answer DELETED."""
@@ -231,12 +225,15 @@ def verify(client: httpx.Client, key_string: str) -> str:
 
 
 def verify_when_up(client: httpx.Client, key_string: str) -> str:
-    for _ in range(300):
+    """The first verify once the server answers: 60 s, as for every server the tests start (a
+    loaded machine running the suite on several workers needs more than 15)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
             return verify(client, key_string)
         except httpx.TransportError:
             time.sleep(0.05)
-    raise AssertionError("the other process did not start")
+    raise AssertionError("the other process did not start within 60 s")
 
 
 def first_code_other_than_valid(client: httpx.Client, key_string: str) -> str:
