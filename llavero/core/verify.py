@@ -8,17 +8,20 @@ database). Readable top to bottom on purpose: `Verifier.verify` is the whole dec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+import orjson
 from sqlalchemy import select, union_all
 
 from llavero.core import keyformat
 from llavero.core.cache import MISSING, KeyRecord, Missing
 from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
 from llavero.core.plans import Plan, plan_for_billing
-from llavero.core.restrictions import RequestContext, compile_restrictions
+from llavero.core.restrictions import CompiledRestrictions, RequestContext, compile_restrictions
 from llavero.store import tables
 
 if TYPE_CHECKING:
@@ -111,6 +114,13 @@ class VerifyResult:
 
 MALFORMED = VerifyResult("MALFORMED")
 NOT_FOUND = VerifyResult("NOT_FOUND")
+NO_LIMITS: Final[Mapping[str, int]] = MappingProxyType({})
+# Restriction verdicts remembered, by restrictions and request context: a check is a pure
+# function of the two and the same clients call again and again, so most verifies of a
+# restricted key cost one dict lookup instead of parsing an IP address or a referrer URL. The
+# table starts over when full: at most this many contexts (a verify body's texts are at most
+# 2 KB each) are held.
+VERDICTS_KEPT: Final = 1024
 
 
 def state_code(record: KeyRecord, now: float) -> str | None:
@@ -141,36 +151,48 @@ class Verifier:
         self.ctx = ctx
         self._prefix = ctx.key_prefix
         self._key_length = len(ctx.key_prefix) + 1 + keyformat.BODY_LENGTH
-        self._hash = ctx.hasher.hash
+        self._digest = ctx.hasher.digest
         self._cache = ctx.cache
+        self._verdicts: dict[tuple[object, ...], tuple[str | None]] = {}
         self._time = ctx.clock.time
         self._limiter = limiter
         self._plans = plans
         self._meter = meter
 
-    def verify(self, request: VerifyRequest) -> VerifyResult:
-        judged = self._judge(request)
+    def verify(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None = None
+    ) -> VerifyResult:
+        """The verdict; `cached` is what `cached(request.key)` answered, if the caller asked."""
+        judged = self._judge(request, cached)
         if isinstance(judged, VerifyResult):
             return judged
         decision = self._limiter.hit(judged.checks, judged.now) if judged.checks else None
         return self._answer(request, judged, decision)
 
-    async def averify(self, request: VerifyRequest) -> VerifyResult:
+    async def averify(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None = None
+    ) -> VerifyResult:
         """`verify` for the event loop, for a key whose record is cached: the limiter's I/O
         (Redis) is awaited, not run in a worker thread. An uncached key reads the database."""
-        judged = self._judge(request)
+        judged = self._judge(request, cached)
         if isinstance(judged, VerifyResult):
             return judged
         decision = await self._limiter.ahit(judged.checks, judged.now) if judged.checks else None
         return self._answer(request, judged, decision)
 
-    def _judge(self, request: VerifyRequest) -> VerifyResult | Judged:
-        """Everything up to the limits: the final answer when no key matched, else the key's
-        record, the time, the refusal code if any, and the checks to count (none if refused)."""
+    def cached(self, key: str) -> KeyRecord | Missing | None:
+        """The cached record of a key string, with no I/O; None when not cached."""
         # Only hashes of well-formed keys are ever cached, so a cache hit skips the checksum
         # (a tenth of a cached verify); the length check keeps junk of any size from the hash.
+        return self._cache.get(self._digest(key)) if len(key) == self._key_length else None
+
+    def _judge(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None
+    ) -> VerifyResult | Judged:
+        """Everything up to the limits: the final answer when no key matched, else the key's
+        record, the time, the refusal code if any, and the checks to count (none if refused)."""
         key = request.key
-        record = self._cache.get(self._hash(key)) if len(key) == self._key_length else None
+        record = self.cached(key) if cached is None else cached
         if record is None:
             if not keyformat.is_well_formed(key, self._prefix):
                 return self._unmatched(MALFORMED)
@@ -181,8 +203,11 @@ class Verifier:
         code = self.refusal(record, request, now)
         if code is not None:
             return Judged(record, now, code, ())
+        cost = request.cost
+        if cost == 0:
+            return Judged(record, now, None, record.checks)
         checks = checks_for(
-            self._plans[record.plan], record.limits, record.project_id, record.key_id, request.cost
+            self._plans[record.plan], record.limits, record.project_id, record.key_id, cost
         )
         return Judged(record, now, None, checks)
 
@@ -217,7 +242,7 @@ class Verifier:
 
     def record(self, key: str) -> KeyRecord | Missing:
         """The cached record of a well-formed key string, loaded on a miss."""
-        digest = self._hash(key)
+        digest = self._digest(key)
         return self._cache.get(digest) or self._load(digest)
 
     def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> str | None:
@@ -229,15 +254,38 @@ class Verifier:
             return "ENVIRONMENT_MISMATCH"
         if record.restrictions.unrestricted:
             return None
-        return record.restrictions.check(request.context())
+        return self._restriction_code(record.restrictions, request)
 
-    def _load(self, digest: str) -> KeyRecord | Missing:
+    def _restriction_code(
+        self, restrictions: CompiledRestrictions, request: VerifyRequest
+    ) -> str | None:
+        """`restrictions.check`, remembered (`VERDICTS_KEPT`)."""
+        seen = (
+            restrictions,
+            request.ip,
+            request.referrer,
+            request.android_package,
+            request.android_cert,
+            request.ios_bundle_id,
+            request.service,
+            request.method,
+        )
+        verdict = self._verdicts.get(seen)
+        if verdict is None:
+            verdict = (restrictions.check(request.context()),)
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            self._verdicts[seen] = verdict
+        return verdict[0]
+
+    def _load(self, digest: bytes) -> KeyRecord | Missing:
         generation = self._cache.generation
+        stored = digest.hex()
         # One statement, two lookups each on its own unique index, rather than an `OR`: with
         # statistics (after ANALYZE) SQLite may answer the `OR` by scanning a project's keyformat.
         matching = union_all(
-            select(tables.Key.id).where(tables.Key.key_hash == digest),
-            select(tables.Key.id).where(tables.Key.previous_hash == digest),
+            select(tables.Key.id).where(tables.Key.key_hash == stored),
+            select(tables.Key.id).where(tables.Key.previous_hash == stored),
         )
         query = (
             select(tables.Key, tables.BillingAccount.open)
@@ -253,7 +301,7 @@ class Verifier:
         record: KeyRecord | Missing = MISSING
         if found is not None:
             row, billing_open = found
-            record = self._record(row, billing_open, is_previous=row.key_hash != digest)
+            record = self._record(row, billing_open, is_previous=row.key_hash != stored)
         self._cache.put(digest, record, generation)
         return record
 
@@ -262,13 +310,22 @@ class Verifier:
         if is_previous:
             ends.append(row.previous_expire_time)
         deadlines = [end.timestamp() for end in ends if end is not None]
+        project_id = sys.intern(row.project_id)
+        plan = sys.intern(plan_for_billing(self.ctx.settings, billing_open))
+        limits = dict(row.limits) or NO_LIMITS
+        checks = tuple(checks_for(self._plans[plan], limits, project_id, row.id, 0))
+        shared = self._cache.shared
         return KeyRecord(
             key_id=row.id,
-            project_id=row.project_id,
-            state=row.state,
+            project_id=project_id,
+            state=sys.intern(row.state),
             valid_until=min(deadlines) if deadlines else None,
-            environment=row.environment,
-            restrictions=compile_restrictions(row.restrictions),
-            limits=dict(row.limits),
-            plan=plan_for_billing(self.ctx.settings, billing_open),
+            environment=None if row.environment is None else sys.intern(row.environment),
+            restrictions=shared(
+                compile_restrictions(row.restrictions),
+                ("restrictions", orjson.dumps(row.restrictions, option=orjson.OPT_SORT_KEYS)),
+            ),
+            limits=limits,
+            plan=plan,
+            checks=checks if limits else shared(checks),
         )
