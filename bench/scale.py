@@ -210,7 +210,7 @@ def cached_key_bytes(llavero: Llavero) -> float:
     with llavero.db.reading() as session:
         for row in session.scalars(select(tables.Key).limit(CACHED)):
             record = verifier._record(row, None, is_previous=False)  # what a cache miss keeps
-            cache.put(row.key_hash, record, cache.generation)
+            cache.put(bytes.fromhex(row.key_hash), record, cache.generation)
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llavero.api import errors
 from llavero.api.verification import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
+from llavero.core.cache import KeyRecord, Missing
 from llavero.core.limits import MemoryLimiter
 from llavero.core.verify import VerifyRequest
 from llavero.edges.security import HEADERS as SECURITY_HEADERS
@@ -56,8 +57,7 @@ class VerifyFastPath:
         self._tokens = llavero.tokens
         self._verify = llavero.verifier.verify
         self._averify = llavero.verifier.averify
-        self._cache = llavero.ctx.cache
-        self._hash = llavero.ctx.hasher.hash
+        self._cached = llavero.verifier.cached
         self._inline = isinstance(llavero.limiter, MemoryLimiter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,15 +65,16 @@ class VerifyFastPath:
             await self.app(scope, receive, send)
             return
         received, body = await read_body(receive)
-        request = self._fast_request(scope, body) if body is not None else None
-        if request is None:
+        fast = self._fast_request(scope, body) if body is not None else None
+        if fast is None:
             await self.app(scope, replay(received, receive), send)
             return
+        request, cached = fast
         try:
             if self._inline:
-                result = self._verify(request)
+                result = self._verify(request, cached)
             else:
-                result = await self._averify(request)
+                result = await self._averify(request, cached)
         except Exception as exc:  # in front of FastAPI: its 500 handler is not around us
             answer = await errors.on_unexpected(Request(scope), exc)
             await answer(scope, receive, send)
@@ -83,8 +84,11 @@ class VerifyFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    def _fast_request(self, scope: Scope, body: bytes) -> VerifyRequest | None:
-        """The request to verify here and now, or None to leave it to the route."""
+    def _fast_request(
+        self, scope: Scope, body: bytes
+    ) -> tuple[VerifyRequest, KeyRecord | Missing] | None:
+        """The request to verify here and now with its cached record (its key hashed once),
+        or None to leave it to the route."""
         authorization = content_type = b""
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -100,9 +104,10 @@ class VerifyFastPath:
         if actor is None or not actor.allows(VERIFY_SCOPE):
             return None
         request = plain_request(body)
-        if request is None or self._cache.get(self._hash(request.key)) is None:
+        if request is None:
             return None
-        return request
+        cached = self._cached(request.key)
+        return None if cached is None else (request, cached)
 
 
 async def read_body(receive: Receive) -> tuple[list[Message], bytes | None]:

@@ -8,22 +8,32 @@ Every entry also lives at most `ttl` seconds (`LLAVERO_CACHE_TTL_SECONDS`), then
 reads the row again: so even a change whose message never arrived (a dropped notification, a
 transaction that committed after the feed stopped waiting for it) stops a revoked key within
 that bound, instead of never.
+
+A million keys must fit a worker (`bench.cache_memory`: bytes per cached key), so an entry is
+small: the raw 32-byte digest as its dict key, the record's staleness in the record itself
+(no tuple per entry), one digest (not a set) per key in the index, and what many keys have in
+common (project, plan, limit checks, compiled restrictions) shared through `shared`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
 
+from llavero.core.limits import Check
 from llavero.core.restrictions import CompiledRestrictions
 
+T = TypeVar("T")
+MAX_SHARED: Final = 100_000  # distinct shared values kept; past that the table starts over
 
-@dataclass(slots=True, frozen=True)
+
+@dataclass(slots=True)
 class KeyRecord:
-    """What verify needs to know of one key string, with restrictions already compiled."""
+    """What verify needs to know of one key string, with what it computes from it done once:
+    restrictions compiled and the checks of a verify of cost 0 built."""
 
     key_id: str
     project_id: str
@@ -31,8 +41,10 @@ class KeyRecord:
     valid_until: float | None  # the key's expire_time, or the end of a rotation grace period
     environment: str | None
     restrictions: CompiledRestrictions
-    limits: dict[str, int]
+    limits: Mapping[str, int]
     plan: str
+    checks: tuple[Check, ...]  # the plan's and the key's limits for a verify of cost 0
+    stale_at: float = field(default=0.0, compare=False, repr=False)  # set by `KeyCache.put`
 
 
 class Missing:
@@ -52,29 +64,31 @@ class KeyCache:
         ttl: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        # each entry with the monotonic time it goes stale
-        self._records: dict[str, tuple[KeyRecord, float]] = {}
-        self._missing: dict[str, tuple[Missing, float]] = {}
+        self._records: dict[bytes, KeyRecord] = {}
+        self._missing: dict[bytes, float] = {}  # each known miss with the time it goes stale
         self._ttl = ttl
         self._monotonic = monotonic
-        self._hashes_by_key: dict[str, set[str]] = {}
+        # key id -> its digest, or a tuple of them (a rotated key during its grace period)
+        self._digests_by_key: dict[str, bytes | tuple[bytes, ...]] = {}
         self._keys_by_project: dict[str, set[str]] = {}
+        self._shared: dict[Hashable, object] = {}
         self._max_size = max_size
         self._max_missing = max_missing
         self._lock = threading.Lock()
         self.generation = 0
 
-    def get(self, digest: str) -> KeyRecord | Missing | None:
+    def get(self, digest: bytes) -> KeyRecord | Missing | None:
         """The record, `MISSING` when the hash is known to match nothing, None when not cached
         or cached more than `ttl` seconds ago."""
-        entry: tuple[KeyRecord | Missing, float] | None = self._records.get(
-            digest
-        ) or self._missing.get(digest)
-        if entry is None or entry[1] <= self._monotonic():
+        record = self._records.get(digest)
+        if record is not None:
+            return record if record.stale_at > self._monotonic() else None
+        stale_at = self._missing.get(digest)
+        if stale_at is None or stale_at <= self._monotonic():
             return None
-        return entry[0]
+        return MISSING
 
-    def put(self, digest: str, record: KeyRecord | Missing, generation: int) -> None:
+    def put(self, digest: bytes, record: KeyRecord | Missing, generation: int) -> None:
         """Keep a record read at `generation`, unless an invalidation came in since: a verify
         that read a row just before a revocation must not cache the stale copy."""
         with self._lock:
@@ -84,43 +98,71 @@ class KeyCache:
             if isinstance(record, Missing):
                 if len(self._missing) >= self._max_missing:
                     self._missing.clear()
-                self._missing[digest] = (record, stale_at)
+                self._missing[digest] = stale_at
                 return
             if len(self._records) >= self._max_size:
                 self._evict_oldest()
-            self._records[digest] = (record, stale_at)
-            self._hashes_by_key.setdefault(record.key_id, set()).add(digest)
+            record.stale_at = stale_at
+            self._records[digest] = record
+            self._index(record.key_id, digest)
             self._keys_by_project.setdefault(record.project_id, set()).add(record.key_id)
+
+    def shared(self, value: T, key: Hashable | None = None) -> T:
+        """An equal value already held by the cache, else `value` (kept for the next caller):
+        so a million records of a few projects and plans hold a few copies of each."""
+        found = self._shared.get(value if key is None else key)
+        if found is not None:
+            return found  # type: ignore[return-value]  # stored under this key below
+        if len(self._shared) >= MAX_SHARED:
+            self._shared.clear()
+        self._shared[value if key is None else key] = value
+        return value
 
     def invalidate_key(self, key_id: str) -> None:
         with self._lock:
             self.generation += 1
-            for digest in self._hashes_by_key.pop(key_id, ()):
-                self._records.pop(digest, None)
+            self._drop_key(key_id)
 
     def invalidate_project(self, project_id: str) -> None:
         with self._lock:
             self.generation += 1
             for key_id in self._keys_by_project.pop(project_id, ()):
-                for digest in self._hashes_by_key.pop(key_id, ()):
-                    self._records.pop(digest, None)
+                self._drop_key(key_id)
 
     def clear(self) -> None:
         with self._lock:
             self.generation += 1
             self._records.clear()
             self._missing.clear()
-            self._hashes_by_key.clear()
+            self._digests_by_key.clear()
             self._keys_by_project.clear()
+            self._shared.clear()
 
     def __len__(self) -> int:
         return len(self._records)
 
+    def _index(self, key_id: str, digest: bytes) -> None:
+        known = self._digests_by_key.get(key_id)
+        if known is None or known == digest:
+            self._digests_by_key[key_id] = digest
+        elif isinstance(known, bytes):
+            self._digests_by_key[key_id] = (known, digest)
+        elif digest not in known:
+            self._digests_by_key[key_id] = (*known, digest)
+
+    def _drop_key(self, key_id: str) -> None:
+        known = self._digests_by_key.pop(key_id, ())
+        for digest in (known,) if isinstance(known, bytes) else known:
+            self._records.pop(digest, None)
+
     def _evict_oldest(self) -> None:
-        digest, (record, _) = next(iter(self._records.items()))
+        digest, record = next(iter(self._records.items()))
         del self._records[digest]
-        digests = self._hashes_by_key.get(record.key_id)
-        if digests is not None:
-            digests.discard(digest)
-            if not digests:
-                del self._hashes_by_key[record.key_id]
+        known = self._digests_by_key.get(record.key_id)
+        if known is None:
+            return
+        left = tuple(d for d in ((known,) if isinstance(known, bytes) else known) if d != digest)
+        if not left:
+            del self._digests_by_key[record.key_id]
+        else:
+            self._digests_by_key[record.key_id] = left[0] if len(left) == 1 else left

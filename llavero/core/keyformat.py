@@ -82,4 +82,9 @@ class KeyHasher:
         self._key = hashlib.blake2b(secret, digest_size=64).digest()
 
     def hash(self, key: str) -> str:
+        """The hash as stored in the database: hex of `digest`."""
         return hashlib.blake2b(key.encode(), key=self._key, digest_size=32).hexdigest()
+
+    def digest(self, key: str) -> bytes:
+        """The raw 32 bytes: what the key cache is keyed by (half the memory of the hex)."""
+        return hashlib.blake2b(key.encode(), key=self._key, digest_size=32).digest()

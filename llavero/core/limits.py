@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol, cast
 
 import anyio.to_thread
 import redis
@@ -154,21 +154,12 @@ def window_end(name: str, now: float) -> int:
     return (int(now // length) + 1) * length
 
 
-def _resets(now: float) -> tuple[int, int]:
-    """Seconds until the minute window and the day window holding `now` end (at least 1)."""
-    return (
-        max(1, math.ceil((int(now // 60) + 1) * 60 - now)),
-        max(1, math.ceil((int(now // 86400) + 1) * 86400 - now)),
-    )
-
-
 def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume: bool) -> Decision:
     """The verdict from the counters as they were before the call.
 
     The rule: a check refuses when `used + amount > limit`, and a zero-unit check once the
-    quota is spent (`used >= limit`). Runs on every verify, hence the unpacked loops and no
-    helper call per check. A day window never ends before the minute window holding the same
-    instant, so when a daily limit refuses, the day's reset is the longest wait."""
+    quota is spent (`used >= limit`). A day window never ends before the minute window holding
+    the same instant, so when a daily limit refuses, the day's reset is the longest wait."""
     refused_quota = refused_rate = False
     for (name, _, limit, amount), count in zip(checks, used, strict=True):
         if count >= limit if amount == 0 else count + amount > limit:
@@ -176,49 +167,73 @@ def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume
                 refused_quota = True
             else:
                 refused_rate = True
-    allowed = not (refused_quota or refused_rate)
-    bump = allowed and consume
-    minute_reset, day_reset = _resets(now)
+    # Seconds until the window holding `now` ends, `ceil(end - now)`: as the windows end on
+    # whole seconds, that is `end - floor(now)`, always at least 1.
+    second = int(now)
+    minute_reset = 60 - second % 60
+    day_reset = 86400 - second % 86400
+    if not (refused_quota or refused_rate):
+        statuses = _statuses(checks, used, minute_reset, day_reset, consume)
+        return _new_tuple(Decision, (True, None, statuses, None))
+    statuses = _statuses(checks, used, minute_reset, day_reset, False)
+    if refused_quota:
+        return _new_tuple(Decision, (False, QUOTA_EXCEEDED, statuses, day_reset))
+    return _new_tuple(Decision, (False, RATE_LIMITED, statuses, minute_reset))
+
+
+# Builds a named tuple without its generated Python `__new__`: a third of `_decide`'s cost.
+_new_tuple: Final = tuple.__new__
+
+
+def _statuses(
+    checks: Sequence[Check], used: Sequence[int], minute_reset: int, day_reset: int, bump: bool
+) -> dict[str, LimitStatus]:
+    """Per limit name, the tightest of its checks: least remaining, then lowest limit. Runs on
+    every verify, hence the unpacked loop and no helper call per check."""
     statuses: dict[str, LimitStatus] = {}
     for (name, _, limit, amount), count in zip(checks, used, strict=True):
-        remaining = max(0, limit - (count + amount if bump else count))
+        remaining = limit - count - amount if bump else limit - count
+        if remaining < 0:
+            remaining = 0
         current = statuses.get(name)
-        if current is None or (remaining, limit) < (current.remaining, current.limit):
+        if (
+            current is None
+            or remaining < current[1]
+            or (remaining == current[1] and limit < current[0])
+        ):
             reset = day_reset if name in QUOTA_LIMITS else minute_reset
-            statuses[name] = LimitStatus(limit, remaining, reset)
-    if allowed:
-        return Decision(True, None, statuses, None)
-    if refused_quota:
-        return Decision(False, QUOTA_EXCEEDED, statuses, day_reset)
-    return Decision(False, RATE_LIMITED, statuses, minute_reset)
+            statuses[name] = _new_tuple(LimitStatus, (limit, remaining, reset))
+    return statuses
 
 
-Counters = dict[tuple[str, str], int]
-_NO_COUNTERS: Counters = {}
+_NO_COUNTS: Final[dict[str, int]] = {}  # stands in for a window not counted in yet; never written
 
 
 class MemoryLimiter:
     """Counters of this process: exact for one instance; several instances need Redis.
 
-    Counters are grouped by the end of their window, so dropping ended windows costs one dict
-    deletion per window rather than a scan of every counter, and happens only once one ended.
+    Counters are grouped by the end of their window, then by limit name, then by scope, so
+    dropping ended windows costs one dict deletion per window rather than a scan of every
+    counter. `_live` maps each limit name to its counters in the windows holding the current
+    minute, found again only when the minute changes: a call then costs two dict lookups per
+    check, with no key tuple built and no window arithmetic per check.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._windows: dict[int, Counters] = {}
-        self._next_end = math.inf
+        self._windows: dict[int, dict[str, dict[str, int]]] = {}
+        self._next_end: float = math.inf
+        self._live: dict[str, dict[str, int]] = {}
+        self._live_from = self._live_until = 0  # the minute `_live` serves: [from, until)
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
+        second = int(now)
         with self._lock:
-            minute, day = self._counters(now)
-            used = [
-                (day if name in QUOTA_LIMITS else minute).get((name, scope), 0)
-                for name, scope, _, _ in checks
-            ]
+            live = self._live_at(second)
+            used = [live[name].get(scope, 0) for name, scope, _, _ in checks]
             decision = _decide(checks, used, now, consume=True)
             if decision.allowed:
-                self._consume(checks, now)
+                self._count(live, checks)
         return decision
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
@@ -226,49 +241,54 @@ class MemoryLimiter:
 
     def add(self, checks: Sequence[Check], now: float) -> None:
         with self._lock:
-            self._consume(checks, now)
+            self._count(self._live_at(int(now)), checks)
 
     def peek(self, checks: Sequence[Check], now: float) -> Decision:
         with self._lock:
-            minute, day = self._counters(now)
-            used = [
-                (day if name in QUOTA_LIMITS else minute).get((name, scope), 0)
-                for name, scope, _, _ in checks
-            ]
+            live = self._live_at(int(now))
+            used = [live[name].get(scope, 0) for name, scope, _, _ in checks]
             return _decide(checks, used, now, consume=False)
 
     def close(self) -> None:
         with self._lock:
             self._windows.clear()
             self._next_end = math.inf
+            self._live_from = self._live_until = 0
 
-    def _counters(
-        self, now: float
-    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-        """The live minute and day counters at `now` (read-only views when none exist yet)."""
-        if now >= self._next_end:
-            self._drop_ended(now)
-        minute_end = (int(now // 60) + 1) * 60
-        day_end = (int(now // 86400) + 1) * 86400
-        return (
-            self._windows.get(minute_end, _NO_COUNTERS),
-            self._windows.get(day_end, _NO_COUNTERS),
-        )
+    def _live_at(self, second: int) -> dict[str, dict[str, int]]:
+        """Counters by limit name at `second` (`_NO_COUNTS` for a window not counted in yet)."""
+        if self._live_from <= second < self._live_until:
+            return self._live
+        if second >= self._next_end:
+            self._drop_ended(second)
+        live: dict[str, dict[str, int]] = {}
+        for name, length in WINDOW_SECONDS.items():
+            window = self._windows.get(second - second % length + length)
+            live[name] = _NO_COUNTS if window is None else window.get(name, _NO_COUNTS)
+        self._live = live
+        self._live_from = second - second % 60
+        self._live_until = self._live_from + 60
+        return live
 
-    def _consume(self, checks: Sequence[Check], now: float) -> None:
-        if now >= self._next_end:
-            self._drop_ended(now)
+    def _count(self, live: dict[str, dict[str, int]], checks: Sequence[Check]) -> None:
         for name, scope, _, amount in checks:
             if amount > 0:
-                end = window_end(name, now)
-                counters = self._windows.get(end)
-                if counters is None:
-                    counters = self._windows[end] = {}
-                    self._next_end = min(self._next_end, end)
-                counters[name, scope] = counters.get((name, scope), 0) + amount
+                counts = live[name]
+                if counts is _NO_COUNTS:
+                    counts = live[name] = self._new_counts(name)
+                counts[scope] = counts.get(scope, 0) + amount
 
-    def _drop_ended(self, now: float) -> None:
-        for end in [end for end in self._windows if end <= now]:
+    def _new_counts(self, name: str) -> dict[str, int]:
+        """The counters of `name` in its window holding the live minute, created."""
+        end = window_end(name, self._live_from)
+        window = self._windows.get(end)
+        if window is None:
+            window = self._windows[end] = {}
+            self._next_end = min(self._next_end, end)
+        return window.setdefault(name, {})
+
+    def _drop_ended(self, second: int) -> None:
+        for end in [end for end in self._windows if end <= second]:
             del self._windows[end]
         self._next_end = min(self._windows, default=math.inf)
 

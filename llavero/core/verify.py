@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from llavero.core import keyformat
 from llavero.core.cache import MISSING, KeyCache, KeyRecord, Missing
@@ -20,7 +20,7 @@ from llavero.core.codes import Code, State
 from llavero.core.keyformat import KeyHasher
 from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
 from llavero.core.plans import Plan
-from llavero.core.restrictions import RequestContext
+from llavero.core.restrictions import CompiledRestrictions, RequestContext
 
 if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
@@ -95,6 +95,12 @@ class VerifyResult:
 
 MALFORMED = VerifyResult(Code.MALFORMED)
 NOT_FOUND = VerifyResult(Code.NOT_FOUND)
+# Restriction verdicts remembered, by restrictions and request context: a check is a pure
+# function of the two and the same clients call again and again, so most verifies of a
+# restricted key cost one dict lookup instead of parsing an IP address or a referrer URL. The
+# table starts over when full: at most this many contexts (a verify body's texts are at most
+# 2 KB each) are held.
+VERDICTS_KEPT: Final = 1024
 
 
 def state_code(record: KeyRecord, now: float) -> Code | None:
@@ -105,8 +111,19 @@ def state_code(record: KeyRecord, now: float) -> Code | None:
     return None
 
 
-def refusal(record: KeyRecord, request: VerifyRequest, now: float) -> Code | None:
-    """Why this key may not serve this request, or None: state, environment, restrictions."""
+def checked(restrictions: CompiledRestrictions, request: VerifyRequest) -> Code | None:
+    """The restrictions' verdict on the request, worked out afresh."""
+    return restrictions.check(request.context())
+
+
+def refusal(
+    record: KeyRecord,
+    request: VerifyRequest,
+    now: float,
+    restricted: Callable[[CompiledRestrictions, VerifyRequest], Code | None] = checked,
+) -> Code | None:
+    """Why this key may not serve this request, or None: state, environment, restrictions.
+    The one decision: the verifier passes a `restricted` that remembers verdicts."""
     code = state_code(record, now)
     if code is not None:
         return code
@@ -114,7 +131,7 @@ def refusal(record: KeyRecord, request: VerifyRequest, now: float) -> Code | Non
         return Code.ENVIRONMENT_MISMATCH
     if record.restrictions.unrestricted:
         return None
-    return record.restrictions.check(request.context())
+    return restricted(record.restrictions, request)
 
 
 class Step(NamedTuple):
@@ -193,7 +210,7 @@ class VerifyContext(Protocol):
 
 # The record of the key whose string hashes to the digest, or None: read on a cache miss from
 # the database (`llavero.store.key_lookup.KeyRecords`).
-KeySource = Callable[[str], KeyRecord | None]
+KeySource = Callable[[bytes], KeyRecord | None]
 
 
 class Verifier:
@@ -208,36 +225,48 @@ class Verifier:
         self._source = source
         self._prefix = ctx.key_prefix
         self._key_length = len(ctx.key_prefix) + 1 + keyformat.BODY_LENGTH
-        self._hash = ctx.hasher.hash
+        self._digest = ctx.hasher.digest
         self._cache = ctx.cache
+        self._verdicts: dict[tuple[object, ...], tuple[Code | None]] = {}
         self._time = ctx.clock.time
         self._limiter = limiter
         self._plans = plans
         self._meter = meter
 
-    def verify(self, request: VerifyRequest) -> VerifyResult:
-        judged = self._judge(request)
+    def verify(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None = None
+    ) -> VerifyResult:
+        """The verdict; `cached` is what `cached(request.key)` answered, if the caller asked."""
+        judged = self._judge(request, cached)
         if isinstance(judged, VerifyResult):
             return judged
         decision = self._limiter.hit(judged.checks, judged.now) if judged.checks else None
         return self._answer(request, judged, decision)
 
-    async def averify(self, request: VerifyRequest) -> VerifyResult:
+    async def averify(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None = None
+    ) -> VerifyResult:
         """`verify` for the event loop, for a key whose record is cached: the limiter's I/O
         (Redis) is awaited, not run in a worker thread. An uncached key reads the database."""
-        judged = self._judge(request)
+        judged = self._judge(request, cached)
         if isinstance(judged, VerifyResult):
             return judged
         decision = await self._limiter.ahit(judged.checks, judged.now) if judged.checks else None
         return self._answer(request, judged, decision)
 
-    def _judge(self, request: VerifyRequest) -> VerifyResult | Judged:
-        """Everything up to the limits: the final answer when no key matched, else the key's
-        record, the time, the refusal code if any, and the checks to count (none if refused)."""
+    def cached(self, key: str) -> KeyRecord | Missing | None:
+        """The cached record of a key string, with no I/O; None when not cached."""
         # Only hashes of well-formed keys are ever cached, so a cache hit skips the checksum
         # (a tenth of a cached verify); the length check keeps junk of any size from the hash.
+        return self._cache.get(self._digest(key)) if len(key) == self._key_length else None
+
+    def _judge(
+        self, request: VerifyRequest, cached: KeyRecord | Missing | None
+    ) -> VerifyResult | Judged:
+        """Everything up to the limits: the final answer when no key matched, else the key's
+        record, the time, the refusal code if any, and the checks to count (none if refused)."""
         key = request.key
-        record = self._cache.get(self._hash(key)) if len(key) == self._key_length else None
+        record = self.cached(key) if cached is None else cached
         if record is None:
             if not keyformat.is_well_formed(key, self._prefix):
                 return self._unmatched(MALFORMED)
@@ -248,8 +277,11 @@ class Verifier:
         code = self.refusal(record, request, now)
         if code is not None:
             return Judged(record, now, code, ())
+        cost = request.cost
+        if cost == 0:
+            return Judged(record, now, None, record.checks)
         checks = checks_for(
-            self._plans[record.plan], record.limits, record.project_id, record.key_id, request.cost
+            self._plans[record.plan], record.limits, record.project_id, record.key_id, cost
         )
         return Judged(record, now, None, checks)
 
@@ -284,12 +316,35 @@ class Verifier:
 
     def record(self, key: str) -> KeyRecord | Missing:
         """The cached record of a well-formed key string, loaded on a miss."""
-        digest = self._hash(key)
+        digest = self._digest(key)
         return self._cache.get(digest) or self._load(digest)
 
-    refusal = staticmethod(refusal)
+    def refusal(self, record: KeyRecord, request: VerifyRequest, now: float) -> Code | None:
+        """`refusal`, with restriction verdicts remembered (`VERDICTS_KEPT`)."""
+        return refusal(record, request, now, self._restriction_code)
 
-    def _load(self, digest: str) -> KeyRecord | Missing:
+    def _restriction_code(
+        self, restrictions: CompiledRestrictions, request: VerifyRequest
+    ) -> Code | None:
+        seen = (
+            restrictions,
+            request.ip,
+            request.referrer,
+            request.android_package,
+            request.android_cert,
+            request.ios_bundle_id,
+            request.service,
+            request.method,
+        )
+        verdict = self._verdicts.get(seen)
+        if verdict is None:
+            verdict = (checked(restrictions, request),)
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            self._verdicts[seen] = verdict
+        return verdict[0]
+
+    def _load(self, digest: bytes) -> KeyRecord | Missing:
         generation = self._cache.generation
         found = self._source(digest)
         record: KeyRecord | Missing = MISSING if found is None else found

@@ -330,8 +330,8 @@ def service_may_block(llavero: Llavero) -> MayBlock:
     to a worker thread, so it runs in the event loop."""
     if not isinstance(llavero.limiter, MemoryLimiter | RedisLimiter):
         return always_blocks
-    cache, digest = llavero.ctx.cache, llavero.ctx.hasher.hash
-    return lambda key: cache.get(digest(key)) is None
+    cached = llavero.verifier.cached
+    return lambda key: cached(key) is None
 
 
 def unit_counter(llavero: Llavero) -> UnitsCounter:

@@ -120,7 +120,7 @@ class Llavero:
         )
         self.verifier = Verifier(
             self.ctx,
-            KeyRecords(self.ctx.db, self.settings),
+            KeyRecords(self.ctx.db, self.settings, self.plans.plans, self.ctx.cache),
             self.limiter,
             self.plans.plans,
             self.usage_meter,

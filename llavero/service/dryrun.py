@@ -66,6 +66,7 @@ def explain(row: tables.Key, context: Mapping[str, Any], now: datetime) -> Restr
         restrictions=compile_restrictions(row.restrictions),
         limits={},
         plan="",
+        checks=(),  # the dry-run counts nothing
     )
     code, steps = traced_refusal(record, VerifyRequest(key="", **context), now.timestamp())
     checks = [

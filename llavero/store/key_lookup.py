@@ -3,12 +3,19 @@ and verify's key source on the database."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+import orjson
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from llavero.config import Settings
-from llavero.core.cache import KeyRecord
-from llavero.core.plans import plan_for_billing
+from llavero.core.cache import KeyCache, KeyRecord
+from llavero.core.limits import checks_for
+from llavero.core.plans import Plan, plan_for_billing
 from llavero.core.restrictions import compile_restrictions
 from llavero.store import tables
 from llavero.store.db import Database
@@ -36,33 +43,52 @@ def key_by_hash(session: Session, digest: str) -> tuple[tables.Key, bool | None]
     return None if found is None else (found[0], found[1])
 
 
-class KeyRecords:
-    """Verify's key source (`llavero.core.verify.KeySource`): the record of a key by hash."""
+NO_LIMITS: Final[Mapping[str, int]] = MappingProxyType({})
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+
+class KeyRecords:
+    """Verify's key source (`llavero.core.verify.KeySource`): the record of a key by hash,
+    compact (interned strings; plans' checks and compiled restrictions shared among records
+    through `KeyCache.shared`) since a million of them may be cached."""
+
+    def __init__(
+        self, db: Database, settings: Settings, plans: Mapping[str, Plan], cache: KeyCache
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.plans = plans
+        self.cache = cache
 
-    def __call__(self, digest: str) -> KeyRecord | None:
+    def __call__(self, digest: bytes) -> KeyRecord | None:
+        stored = digest.hex()
         with self.db.reading() as session:
-            found = key_by_hash(session, digest)
+            found = key_by_hash(session, stored)
         if found is None:
             return None
         row, billing_open = found
-        return self._record(row, billing_open, is_previous=row.key_hash != digest)
+        return self._record(row, billing_open, is_previous=row.key_hash != stored)
 
     def _record(self, row: tables.Key, billing_open: bool | None, is_previous: bool) -> KeyRecord:
         ends = [row.expire_time]
         if is_previous:
             ends.append(row.previous_expire_time)
         deadlines = [end.timestamp() for end in ends if end is not None]
+        project_id = sys.intern(row.project_id)
+        plan = sys.intern(plan_for_billing(self.settings, billing_open))
+        limits = dict(row.limits) or NO_LIMITS
+        checks = tuple(checks_for(self.plans[plan], limits, project_id, row.id, 0))
+        shared = self.cache.shared
         return KeyRecord(
             key_id=row.id,
-            project_id=row.project_id,
-            state=row.state,
+            project_id=project_id,
+            state=sys.intern(row.state),
             valid_until=min(deadlines) if deadlines else None,
-            environment=row.environment,
-            restrictions=compile_restrictions(row.restrictions),
-            limits=dict(row.limits),
-            plan=plan_for_billing(self.settings, billing_open),
+            environment=None if row.environment is None else sys.intern(row.environment),
+            restrictions=shared(
+                compile_restrictions(row.restrictions),
+                ("restrictions", orjson.dumps(row.restrictions, option=orjson.OPT_SORT_KEYS)),
+            ),
+            limits=limits,
+            plan=plan,
+            checks=checks if limits else shared(checks),
         )

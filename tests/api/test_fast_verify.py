@@ -236,10 +236,10 @@ def test_an_unexpected_error_is_a_spec_500(
     """In front of FastAPI its 500 handler is not around: the fast path gives the same answer."""
     warm(llavero, verify_token, key)
 
-    def broken(request: object) -> None:
+    def broken(request: object, cached: object = None) -> None:
         raise RuntimeError("limiter exploded")
 
-    async def abroken(request: object) -> None:
+    async def abroken(request: object, cached: object = None) -> None:
         broken(request)
 
     monkeypatch.setattr(llavero.verifier, "verify", broken)

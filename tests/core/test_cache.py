@@ -19,50 +19,51 @@ def record(key_id: str = "k1", project_id: str = "p1") -> KeyRecord:
         restrictions=compile_restrictions({}),
         limits={},
         plan="free",
+        checks=(),
     )
 
 
 def test_get_put_and_missing() -> None:
     cache = KeyCache()
-    assert cache.get("h1") is None
-    cache.put("h1", record(), cache.generation)
-    cache.put("h2", MISSING, cache.generation)
-    assert cache.get("h1") == record()
-    assert cache.get("h2") is MISSING
+    assert cache.get(b"h1") is None
+    cache.put(b"h1", record(), cache.generation)
+    cache.put(b"h2", MISSING, cache.generation)
+    assert cache.get(b"h1") == record()
+    assert cache.get(b"h2") is MISSING
     assert len(cache) == 1
 
 
 def test_invalidate_key_drops_every_hash_of_that_key_only() -> None:
     cache = KeyCache()
-    cache.put("current", record("k1"), cache.generation)
-    cache.put("previous", record("k1"), cache.generation)  # a rotation grace period
-    cache.put("other", record("k2"), cache.generation)
+    cache.put(b"current", record("k1"), cache.generation)
+    cache.put(b"previous", record("k1"), cache.generation)  # a rotation grace period
+    cache.put(b"other", record("k2"), cache.generation)
     cache.invalidate_key("k1")
-    assert cache.get("current") is None
-    assert cache.get("previous") is None
-    assert cache.get("other") == record("k2")
+    assert cache.get(b"current") is None
+    assert cache.get(b"previous") is None
+    assert cache.get(b"other") == record("k2")
 
 
 def test_invalidate_project_drops_its_keys_only() -> None:
     cache = KeyCache()
-    cache.put("a", record("k1", "p1"), cache.generation)
-    cache.put("b", record("k2", "p1"), cache.generation)
-    cache.put("c", record("k3", "p2"), cache.generation)
+    cache.put(b"a", record("k1", "p1"), cache.generation)
+    cache.put(b"b", record("k2", "p1"), cache.generation)
+    cache.put(b"c", record("k3", "p2"), cache.generation)
     cache.invalidate_project("p1")
-    assert (cache.get("a"), cache.get("b")) == (None, None)
-    assert cache.get("c") == record("k3", "p2")
+    assert (cache.get(b"a"), cache.get(b"b")) == (None, None)
+    assert cache.get(b"c") == record("k3", "p2")
 
 
 def test_a_read_from_before_an_invalidation_is_not_cached() -> None:
     cache = KeyCache()
     read_at = cache.generation
     cache.invalidate_key("k1")  # a revocation commits while the row is being read
-    cache.put("h1", record("k1"), read_at)
-    cache.put("h2", MISSING, read_at)
-    assert cache.get("h1") is None
-    assert cache.get("h2") is None
-    cache.put("h1", record("k1"), cache.generation)
-    assert cache.get("h1") == record("k1")
+    cache.put(b"h1", record("k1"), read_at)
+    cache.put(b"h2", MISSING, read_at)
+    assert cache.get(b"h1") is None
+    assert cache.get(b"h2") is None
+    cache.put(b"h1", record("k1"), cache.generation)
+    assert cache.get(b"h1") == record("k1")
 
 
 def test_any_invalidation_bumps_the_generation() -> None:
@@ -80,18 +81,18 @@ def test_any_invalidation_bumps_the_generation() -> None:
 
 def test_clear_forgets_records_and_misses() -> None:
     cache = KeyCache()
-    cache.put("h1", record(), cache.generation)
-    cache.put("h2", MISSING, cache.generation)
+    cache.put(b"h1", record(), cache.generation)
+    cache.put(b"h2", MISSING, cache.generation)
     cache.clear()
-    assert (cache.get("h1"), cache.get("h2"), len(cache)) == (None, None, 0)
+    assert (cache.get(b"h1"), cache.get(b"h2"), len(cache)) == (None, None, 0)
 
 
 def test_size_is_bounded_and_the_oldest_goes_first() -> None:
     cache = KeyCache(max_size=3, max_missing=2)
     for index in range(5):
-        cache.put(f"h{index}", record(f"k{index}"), cache.generation)
+        cache.put(f"h{index}".encode(), record(f"k{index}"), cache.generation)
     assert len(cache) == 3
-    assert [cache.get(f"h{index}") is None for index in range(5)] == [
+    assert [cache.get(f"h{index}".encode()) is None for index in range(5)] == [
         True,
         True,
         False,
@@ -101,8 +102,8 @@ def test_size_is_bounded_and_the_oldest_goes_first() -> None:
     cache.invalidate_key("k0")  # its bookkeeping went with the eviction; nothing else drops
     assert len(cache) == 3
     for index in range(3):
-        cache.put(f"m{index}", MISSING, cache.generation)
-    assert sum(cache.get(f"m{index}") is MISSING for index in range(3)) <= 2
+        cache.put(f"m{index}".encode(), MISSING, cache.generation)
+    assert sum(cache.get(f"m{index}".encode()) is MISSING for index in range(3)) <= 2
 
 
 def test_concurrent_puts_and_invalidations_leave_no_stale_record() -> None:
@@ -117,12 +118,12 @@ def test_concurrent_puts_and_invalidations_leave_no_stale_record() -> None:
     thread.start()
     try:
         for _ in range(2000):
-            cache.put("h1", record("k1"), cache.generation)
+            cache.put(b"h1", record("k1"), cache.generation)
     finally:
         stop.set()
         thread.join()
     cache.invalidate_key("k1")
-    assert cache.get("h1") is None
+    assert cache.get(b"h1") is None
 
 
 def test_an_entry_is_dropped_once_its_ttl_has_passed() -> None:
@@ -133,13 +134,33 @@ def test_an_entry_is_dropped_once_its_ttl_has_passed() -> None:
         return now[0]
 
     cache = KeyCache(ttl=60.0, monotonic=monotonic)
-    cache.put("h1", record(), cache.generation)
-    cache.put("h2", MISSING, cache.generation)
+    cache.put(b"h1", record(), cache.generation)
+    cache.put(b"h2", MISSING, cache.generation)
     now[0] += 59.9
-    assert cache.get("h1") == record()
-    assert cache.get("h2") is MISSING
+    assert cache.get(b"h1") == record()
+    assert cache.get(b"h2") is MISSING
     now[0] += 0.1
-    assert cache.get("h1") is None
-    assert cache.get("h2") is None
-    cache.put("h1", record(), cache.generation)  # read again: good for another `ttl`
-    assert cache.get("h1") == record()
+    assert cache.get(b"h1") is None
+    assert cache.get(b"h2") is None
+    cache.put(b"h1", record(), cache.generation)  # read again: good for another `ttl`
+    assert cache.get(b"h1") == record()
+
+
+def test_evicting_one_hash_of_a_rotated_key_keeps_the_other_invalidatable() -> None:
+    cache = KeyCache(max_size=2)
+    cache.put(b"previous", record("k1"), cache.generation)
+    cache.put(b"current", record("k1"), cache.generation)
+    cache.put(b"other", record("k2"), cache.generation)  # evicts b"previous", the oldest
+    assert cache.get(b"previous") is None
+    cache.invalidate_key("k1")
+    assert (cache.get(b"current"), cache.get(b"other")) == (None, record("k2"))
+
+
+def test_shared_gives_back_the_first_equal_value() -> None:
+    cache = KeyCache()
+    first, second = ("rpm", "p:1"), tuple(["rpm", "p:1"])
+    assert second is not first
+    assert cache.shared(first) is first
+    assert cache.shared(second) is first
+    assert cache.shared([1], key="list") == [1]
+    assert cache.shared([2], key="list") == [1]
