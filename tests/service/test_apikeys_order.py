@@ -11,7 +11,7 @@ import pytest
 from llavero.core.clock import FrozenClock
 from llavero.errors import InvalidArgument
 from llavero.service import Actor, Llavero, models
-from llavero.service.apikeys import ORDERS
+from llavero.service.key_listing import ORDERS
 
 # (project, display name, seconds after the previous key): equal names and equal times on
 # purpose, so that only the id can break some ties.
