@@ -40,13 +40,14 @@ from yarl import URL
 
 from llavero.core import keyformat
 from llavero.core.cache import KeyRecord
-from llavero.core.limits import MemoryLimiter, RedisLimiter
+from llavero.core.limits import MemoryLimiter
 from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.edges import answers, credentials, upstream_path
 from llavero.edges.answers import Refusal, Verifies
 from llavero.edges.proxy_trust import ProxyTrust, joined_headers
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Llavero
+from llavero.store.redis_limiter import RedisLimiter
 
 log = logging.getLogger("llavero.gateway")
 

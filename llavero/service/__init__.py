@@ -14,7 +14,6 @@ from llavero.core.background import Periodic
 from llavero.core.cache import KeyCache
 from llavero.core.clock import SYSTEM_CLOCK, Clock
 from llavero.core.keyformat import KeyHasher
-from llavero.core.limits import create_limiter
 from llavero.core.meter import UsageMeter
 from llavero.core.plans import load_plans
 from llavero.core.verify import Verifier
@@ -43,6 +42,7 @@ from llavero.store import Database, DatabaseTimeouts
 from llavero.store.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.store.db_limiter import DatabaseLimiter
 from llavero.store.instances import OWN_COUNTERS, Registry
+from llavero.store.limiters import create_limiter
 
 log = logging.getLogger("llavero")
 SECRET_FILE = "hash-secret"

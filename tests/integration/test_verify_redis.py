@@ -15,9 +15,10 @@ import redis
 
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
-from llavero.core.limits import RedisLimiter, window_end
+from llavero.core.limits import window_end
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
+from llavero.store.redis_limiter import RedisLimiter
 
 FREE_RPM = 10
 
@@ -125,6 +126,6 @@ def test_unreachable_redis_keeps_verify_answering_with_local_counters(
 
     assert [a.code for a in answers] == ["VALID"] * FREE_RPM + ["RATE_LIMITED"]
     assert answers[0].limits["rpm"] == {"limit": FREE_RPM, "remaining": 9, "reset_seconds": 60}
-    warnings = [r for r in caplog.records if r.name == "llavero.core.limits"]
+    warnings = [r for r in caplog.records if r.name == "llavero.limits"]
     assert len(warnings) == 1
     assert "using in-process counters" in warnings[0].getMessage()

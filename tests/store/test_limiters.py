@@ -14,14 +14,16 @@ from prometheus_client import REGISTRY
 
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
-from llavero.core.limits import Check, checks_for
+from llavero.core.limits import Check, MemoryLimiter, checks_for
 from llavero.core.plans import Plan
 from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 from llavero.store import Database
 from llavero.store.db_limiter import DatabaseLimiter
 from llavero.store.instances import OWN_COUNTERS, Peer, Registry, counting_apart
+from llavero.store.limiters import create_limiter
 from llavero.store.outage import Outage
+from llavero.store.redis_limiter import RedisLimiter
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
 PLAN = Plan("p", "P", rpm=3, upm=100)
@@ -281,3 +283,16 @@ def test_a_database_without_the_registry_table_costs_a_warning(
 
     assert "run `llavero db upgrade`" in caplog.text
     db.dispose()
+
+
+def test_create_limiter_picks_the_backend(tmp_path: Path) -> None:
+    memory = create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="memory"))
+    shared = create_limiter(
+        Settings(data_dir=tmp_path, rate_limit_backend="redis", redis_url="redis://127.0.0.1:1/0")
+    )
+
+    assert isinstance(memory, MemoryLimiter)
+    assert isinstance(shared, RedisLimiter)
+    shared.close()
+    with pytest.raises(ValueError, match="LLAVERO_RATE_LIMIT_BACKEND: unknown backend 'disk'"):
+        create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="disk"))
