@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import sqlalchemy
 
 from bench.scenarios import ROOMY_PLANS
 from llavero.config import Settings
@@ -32,6 +36,24 @@ from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 
 REDIS_TARGET = 0.5
+BENCH_SCHEMA = f"llavero_bench_limiters_{os.getpid()}"
+
+
+@contextmanager
+def bench_schema(url: str | None) -> Iterator[None]:
+    """A PostgreSQL schema of this run's own, dropped at the end."""
+    if url is None:
+        yield
+        return
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {BENCH_SCHEMA}"))
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP SCHEMA {BENCH_SCHEMA} CASCADE"))
+        engine.dispose()
 
 
 class Rate(NamedTuple):
@@ -100,7 +122,7 @@ def backend_settings(scratch: Path, args: argparse.Namespace) -> dict[str, dict[
         rows["database (PostgreSQL)"] = {
             **base,
             "rate_limit_backend": "database",
-            "database_url": args.postgres,
+            "database_url": f"{args.postgres}?options=-csearch_path%3D{BENCH_SCHEMA}",
         }
     if args.redis:
         rows["redis"] = {
@@ -149,11 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20_000, help="per backend, mode and round")
     parser.add_argument("--concurrency", type=int, default=32, help="async callers")
     parser.add_argument("--redis", help="a Redis URL, e.g. redis://127.0.0.1:6379/7")
-    parser.add_argument("--postgres", help="a PostgreSQL URL (its public schema is used)")
+    parser.add_argument("--postgres", help="a PostgreSQL URL (a schema of the run's own is used)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="llavero-limiters-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="llavero-limiters-") as scratch,
+        bench_schema(args.postgres),
+    ):
         rows = backend_settings(Path(scratch), args)
         backends = {
             name: open_backend(fields, Path(scratch) / f"data-{index}")

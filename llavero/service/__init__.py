@@ -154,6 +154,7 @@ class Llavero:
 
     def _drop_ended_counters(self) -> None:
         if isinstance(self.limiter, DatabaseLimiter):
+            self.limiter.give_back()
             self.limiter.drop_ended(self.ctx.clock.time())
 
     def start(self, kind: str = "serve") -> None:
