@@ -175,7 +175,7 @@ class DatabaseLimiter:
         spend the claim first, or a refusal's counters turn out to pass, try again."""
         for _ in range(ATTEMPTS):
             try:
-                self._claim(checks, now)
+                decided = self._claim(checks, now)
             except Refused:
                 with self._transaction() as cursor:
                     counts = self._read(cursor, checks, now)
@@ -192,17 +192,17 @@ class DatabaseLimiter:
                 if not decision.allowed:
                     return decision
                 continue
-            with self._lock:
-                decided = self._spend(checks, now)
             if decided is not None:
                 return decided
         return _decide(checks, [check.limit for check in checks], now, consume=True)._replace(
             code="RATE_LIMITED", retry_after=1
         )
 
-    def _claim(self, checks: Sequence[Check], now: float) -> None:
+    def _claim(self, checks: Sequence[Check], now: float) -> Decision | None:
         """One transaction: a slice for every check whose held units fall short, then a look
-        at the zero-unit counters; Refused (all rolled back) if any check cannot pass."""
+        at the zero-unit counters; Refused (all rolled back) if any check cannot pass. Then
+        the answer, spent under the same lock as the claim is added, so no other thread of the
+        process can take it first (None if one spent what the request did not claim)."""
         with self._lock:
             self._drop_ended_leases(now)
             wanted = [self._wanted(check, now) for check in checks]
@@ -240,6 +240,7 @@ class DatabaseLimiter:
                 lease.size = min(MAX_SLICE, lease.size * 2) if fast else max(1, lease.size // 2)
                 lease.claimed_at = at
             self._saw(zero, now, counts)
+            return self._spend(checks, now)
 
     def _wanted(self, check: Check, now: float) -> tuple[int, int]:
         """Units the held slice lacks for `check`, and the slice to claim for them."""
