@@ -42,11 +42,12 @@ from sqlalchemy import func, select
 
 from llavero.application import create_app
 from llavero.config import Settings
-from llavero.core.limits import Check, Decision, Limiter, MemoryLimiter, RedisLimiter
+from llavero.core.limits import Check, Decision, Limiter, MemoryLimiter
 from llavero.core.plans import MAX_LIMIT, Plan
 from llavero.core.verify import Verifier, VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.store import tables
+from llavero.store.redis_limiter import RedisLimiter
 
 TARGET = 0.8
 PLAN = "free"  # the plan of a project without billing, which every bench key is on

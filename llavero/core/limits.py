@@ -1,4 +1,6 @@
-"""Rate limits and quotas: fixed windows per project and per key, counted in memory or in Redis.
+"""Rate limits and quotas: fixed windows per project and per key, and the in-process counters.
+
+The shared counters (Redis, the database) build on this module in `llavero.store`.
 
 A verify is judged against up to eight counters at once (rpm, rpd, upm, upd, each for the
 project and for the key) and must be all-or-nothing: a refused request consumes nothing, on any
@@ -16,41 +18,21 @@ and, for Redis, one Lua script that reads and bumps all counters of a request in
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NamedTuple, Protocol
 
-import anyio.to_thread
-import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.retry import Retry
-
-from llavero.config import Settings
 from llavero.core import text
 from llavero.core.codes import Code
 from llavero.core.plans import LIMIT_NAMES, MAX_LIMIT, Plan
 from llavero.errors import InvalidArgument
-from llavero.store.outage import BACKOFF_SECONDS, Outage
-
-if TYPE_CHECKING:
-    from llavero.store import Database
-
-logger = logging.getLogger("llavero.limits")
 
 WINDOW_SECONDS = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
 QUOTA_LIMITS = frozenset({"rpd", "upd"})
 REQUEST_LIMITS = frozenset({"rpm", "rpd"})
 RATE_LIMITED = Code.RATE_LIMITED
 QUOTA_EXCEEDED = Code.QUOTA_EXCEEDED
-
-Mode = Literal["hit", "add", "peek"]
 
 
 # Named tuples, not frozen dataclasses: a verify builds about ten of these, and a frozen
@@ -291,208 +273,3 @@ class MemoryLimiter:
         for end in [end for end in self._windows if end <= second]:
             del self._windows[end]
         self._next_end = min(self._windows, default=math.inf)
-
-
-# KEYS[i] is the counter of check i in its current window. ARGV[1] is the mode; then, per check,
-# its limit, amount and TTL. Returns the counters as they were before the call; the caller applies
-# the same rule (`_decide`) to them to build the answer.
-_LUA = """
-local mode = ARGV[1]
-local used = {}
-local allowed = true
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[3 * i - 1])
-  local amount = tonumber(ARGV[3 * i])
-  used[i] = tonumber(redis.call('GET', key) or '0')
-  if (amount == 0 and used[i] >= limit) or (amount > 0 and used[i] + amount > limit) then
-    allowed = false
-  end
-end
-if mode == 'add' or (mode == 'hit' and allowed) then
-  for i, key in ipairs(KEYS) do
-    local amount = tonumber(ARGV[3 * i])
-    if amount > 0 and redis.call('INCRBY', key, amount) == amount then
-      redis.call('EXPIRE', key, ARGV[3 * i + 1])
-    end
-  end
-end
-return used
-"""
-
-TTL_MARGIN_SECONDS = 60
-CONNECT_TIMEOUT_SECONDS = 0.2
-READ_TIMEOUT_SECONDS = 0.2
-AsyncClientFactory = Callable[[], "redis.asyncio.Redis"]
-
-
-class RedisLimiter:
-    """Counters shared by every instance, one round trip per call.
-
-    The event loop awaits its calls (`ahit`, on `redis.asyncio`), so a verify with Redis needs
-    no worker thread; the sync calls serve the CLI, the threadpool and WSGI apps. When Redis
-    fails, answers come from an in-process MemoryLimiter (so verify keeps serving, with
-    per-instance limits) and one caller per `backoff_seconds` tries Redis again
-    (`llavero.store.outage`). Counts made during the outage stay in the process; they are not copied
-    to Redis afterwards.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = "llavero:rl:",
-        backoff_seconds: float = BACKOFF_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-        async_client: AsyncClientFactory | None = None,
-    ) -> None:
-        self._client = client
-        self._script = client.register_script(_LUA)
-        self._prefix = prefix
-        self._fallback = MemoryLimiter()
-        where = _describe(client)
-        self.outage = Outage(
-            f"rate limit backend Redis at {where}",
-            logger,
-            backoff_seconds=backoff_seconds,
-            monotonic=monotonic,
-        )
-        self._new_async_client = async_client
-        # redis.asyncio connections belong to the event loop that opened them.
-        self._async: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis, AsyncScript] | None = (
-            None
-        )
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisLimiter:
-        """Short timeouts and one immediate retry on ConnectionError only: a pooled connection
-        left over from before a Redis restart fails once and is replaced, rather than starting
-        a new outage right after the old one ended; a dead Redis still costs only the probe."""
-        options: dict[str, Any] = {
-            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "socket_timeout": READ_TIMEOUT_SECONDS,
-        }
-        stale = (redis.exceptions.ConnectionError,)
-        client = redis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 1, supported_errors=stale), **options
-        )
-
-        def async_client() -> redis.asyncio.Redis:
-            retry = AsyncRetry(NoBackoff(), 1, supported_errors=stale)
-            return redis.asyncio.Redis.from_url(url, retry=retry, **options)
-
-        return cls(client, async_client=async_client, **kwargs)
-
-    def hit(self, checks: Sequence[Check], now: float) -> Decision:
-        used = self._run("hit", checks, now)
-        if used is None:
-            return self._fallback.hit(checks, now)
-        return _decide(checks, used, now, consume=True)
-
-    async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
-        """`hit`, awaited in the running event loop."""
-        if self._new_async_client is None:
-            return await anyio.to_thread.run_sync(self.hit, checks, now)
-        used = await self._arun("hit", checks, now)
-        if used is None:
-            return self._fallback.hit(checks, now)
-        return _decide(checks, used, now, consume=True)
-
-    def add(self, checks: Sequence[Check], now: float) -> None:
-        if self._run("add", checks, now) is None:
-            self._fallback.add(checks, now)
-
-    def peek(self, checks: Sequence[Check], now: float) -> Decision:
-        used = self._run("peek", checks, now)
-        if used is None:
-            return self._fallback.peek(checks, now)
-        return _decide(checks, used, now, consume=False)
-
-    def close(self) -> None:
-        self._client.close()
-        self._fallback.close()
-
-    async def aclose(self) -> None:
-        """Close the event loop's connections (at the app's shutdown, in that loop)."""
-        if self._async is not None:
-            _, client, _ = self._async
-            self._async = None
-            await client.aclose()
-
-    def key_for(self, check: Check, now: float) -> str:
-        return f"{self._prefix}{check.name}:{check.scope}:{window_end(check.name, now)}"
-
-    def _script_args(
-        self, mode: Mode, checks: Sequence[Check], now: float
-    ) -> tuple[list[str], list[str | int]]:
-        args: list[str | int] = [mode]
-        for check in checks:
-            ttl = math.ceil(window_end(check.name, now) - now) + TTL_MARGIN_SECONDS
-            args += [check.limit, check.amount, ttl]
-        return [self.key_for(check, now) for check in checks], args
-
-    def _run(self, mode: Mode, checks: Sequence[Check], now: float) -> list[int] | None:
-        """The counters before the call, or None when Redis is failing (use the fallback)."""
-        if not checks:
-            return []
-        if not self.outage.may_try():
-            return None
-        keys, args = self._script_args(mode, checks, now)
-        try:
-            used = cast(list[int], self._script(keys=keys, args=args, client=self._client))
-        except (redis.RedisError, OSError) as exc:
-            self.outage.failed(exc)
-            return None
-        self.outage.succeeded()
-        return [int(count) for count in used]
-
-    async def _arun(self, mode: Mode, checks: Sequence[Check], now: float) -> list[int] | None:
-        if not checks:
-            return []
-        if not self.outage.may_try():
-            return None
-        keys, args = self._script_args(mode, checks, now)
-        try:
-            script = self._async_script()
-            used = cast(list[int], await script(keys=keys, args=args))
-        except (redis.RedisError, OSError) as exc:
-            self.outage.failed(exc)
-            return None
-        self.outage.succeeded()
-        return [int(count) for count in used]
-
-    def _async_script(self) -> AsyncScript:
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
-            assert self._new_async_client is not None
-            client = self._new_async_client()
-            self._async = (loop, client, client.register_script(_LUA))
-        return self._async[2]
-
-
-def _describe(client: redis.Redis) -> str:
-    """Where Redis is, for log lines: host, port and db, never the password."""
-    options = client.connection_pool.connection_kwargs
-    if "path" in options:
-        return str(options["path"])
-    return f"{options.get('host', '?')}:{options.get('port', '?')}/{options.get('db', 0)}"
-
-
-BACKENDS = ("database", "redis", "memory")
-
-
-def create_limiter(settings: Settings, db: Database | None = None) -> Limiter:
-    """The limiter `LLAVERO_RATE_LIMIT_BACKEND` names; `database` needs the service's `db`."""
-    backend = settings.rate_limit_backend
-    if backend == "memory":
-        return MemoryLimiter()
-    if backend == "redis":
-        return RedisLimiter.from_url(settings.redis_url)
-    if backend == "database":
-        from llavero.store.db_limiter import DatabaseLimiter  # it builds on this module
-
-        if db is None:
-            raise ValueError("LLAVERO_RATE_LIMIT_BACKEND=database needs the service's database")
-        return DatabaseLimiter(db)
-    raise ValueError(
-        f"LLAVERO_RATE_LIMIT_BACKEND: unknown backend {backend!r}; use one of {', '.join(BACKENDS)}"
-    )

@@ -38,7 +38,7 @@ from yarl import URL
 
 from llavero.core import keyformat
 from llavero.core.cache import KeyRecord
-from llavero.core.limits import MemoryLimiter, RedisLimiter
+from llavero.core.limits import MemoryLimiter
 from llavero.core.verify import VerifyRequest, VerifyResult
 from llavero.edges import answers, credentials, upstream_path
 from llavero.edges.answers import Verifies
@@ -58,6 +58,8 @@ from llavero.edges.relay import (
 from llavero.edges.units import UnitsScanner, is_metered
 from llavero.errors import FailedPrecondition, InvalidArgument
 from llavero.service import Llavero
+from llavero.store.db_limiter import DatabaseLimiter
+from llavero.store.redis_limiter import RedisLimiter
 
 log = logging.getLogger("llavero.gateway")
 
@@ -325,10 +327,10 @@ def always_blocks(key: str) -> bool:
 
 def service_may_block(llavero: Llavero) -> MayBlock:
     """Whether verifying or counting for `key` may wait on I/O in this service: on a key-cache
-    miss (a database read) or with the database limiter (a transaction). Everything else is a
-    few dict operations or an awaited Redis call (`Verifier.averify`), far cheaper than the hop
-    to a worker thread, so it runs in the event loop."""
-    if not isinstance(llavero.limiter, MemoryLimiter | RedisLimiter):
+    miss (a database read). Everything else is a few dict operations, an awaited Redis call or
+    a database limiter's slice spent in memory (`Verifier.averify`; its claims go to threads of
+    its own), far cheaper than the hop to a worker thread, so it runs in the event loop."""
+    if not isinstance(llavero.limiter, MemoryLimiter | RedisLimiter | DatabaseLimiter):
         return always_blocks
     cached = llavero.verifier.cached
     return lambda key: cached(key) is None
@@ -382,6 +384,6 @@ def from_settings(
         count_units=unit_counter(llavero),
         environment=settings.gateway_environment,
         may_block=service_may_block(llavero),
-        # Only Redis has I/O worth awaiting; memory answers at once, the database in a thread.
-        averify=llavero.verifier.averify if isinstance(llavero.limiter, RedisLimiter) else None,
+        # Memory answers at once; Redis and the database limiter await their I/O.
+        averify=None if isinstance(llavero.limiter, MemoryLimiter) else llavero.verifier.averify,
     )

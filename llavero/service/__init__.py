@@ -14,7 +14,6 @@ from llavero.core.background import Periodic
 from llavero.core.cache import KeyCache
 from llavero.core.clock import SYSTEM_CLOCK, Clock
 from llavero.core.keyformat import KeyHasher
-from llavero.core.limits import create_limiter
 from llavero.core.meter import UsageMeter
 from llavero.core.plans import load_plans
 from llavero.core.verify import Verifier
@@ -44,6 +43,7 @@ from llavero.store.changes import KEY, PROJECT, TOKEN, ChangeFeed
 from llavero.store.db_limiter import DatabaseLimiter
 from llavero.store.instances import OWN_COUNTERS, Registry
 from llavero.store.key_lookup import KeyRecords
+from llavero.store.limiters import create_limiter
 from llavero.store.metering import UsageWriter
 
 log = logging.getLogger("llavero")
@@ -162,6 +162,7 @@ class Llavero:
 
     def _drop_ended_counters(self) -> None:
         if isinstance(self.limiter, DatabaseLimiter):
+            self.limiter.give_back()
             self.limiter.drop_ended(self.ctx.clock.time())
 
     def start(self, kind: str = "serve") -> None:

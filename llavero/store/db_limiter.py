@@ -1,14 +1,21 @@
 """Rate-limit counters in the database: one truth for every process on one database.
 
 `llavero serve` (all its workers), `llavero gateway` and the middleware in your own apps each
-count in the same `rate_counters` rows, so a limit holds across them exactly, with no Redis. The
-price is one short write transaction per counted verify (docs/limits.md has the figures).
+count in the same `rate_counters` rows, so no two processes together pass a limit, with no
+Redis. A row counts the units *handed out* in its window: each process claims a slice of a
+window's allowance (a lease) with one conditional upsert whose `WHERE` refuses to pass the
+limit, and spends it in memory, so most verifies touch no database at all. A slice is sized to
+last the process about `LEASE_SECONDS` at the rate it has been spending (from one unit up to
+`MAX_SLICE`), and never more than `1 / SHARE` of what the window had left, so near a limit the
+slices shrink to single units and the counting is exact. The sum of what every process may
+spend is the row's count, which the `WHERE` keeps at or below the limit; the price is that a
+process may refuse while another still holds an unspent slice (at most about `LEASE_SECONDS`
+of that process's traffic, and at most `1 / SHARE` of what was left). Unspent slices go back
+to the row when the limiter closes; those of an ended window simply end with it.
 
-A hit is all-or-nothing inside one transaction: each counter that spends something is bumped by
-an upsert whose `WHERE` refuses to pass the limit; if any refuses, the transaction rolls back and
-nothing is counted. The first statement is a write, so SQLite takes its write lock at once (no
-reader-to-writer upgrade that could fail under contention) and PostgreSQL locks each counter's
-row until commit: two processes can never both take the last unit.
+A hit is all-or-nothing inside one transaction: the claims come first (writes, so SQLite takes
+its write lock at once and PostgreSQL locks each row until commit), then the zero-unit counters
+are read; if any check refuses, the transaction rolls back and nothing is claimed or spent.
 
 When the database fails, answers come from in-process counters, as with Redis
 (`llavero.store.outage`).
@@ -17,8 +24,12 @@ When the database fails, answers come from in-process counters, as with Redis
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
@@ -34,6 +45,14 @@ log = logging.getLogger("llavero.limits")
 VERIFY_THREADS: Final = 40  # as many as the shared threadpool, for verifies only
 ENDED_KEPT_SECONDS = 60
 ATTEMPTS = 3
+LEASE_SECONDS: Final = 0.25  # a slice lasts about this long at the rate the process spends
+MAX_SLICE: Final = 4096  # units one claim may take, whatever the rate
+SHARE: Final = 8  # a claim takes at most this fraction of what the window had left
+FRESH_SECONDS: Final = 1.0  # how old a zero-unit check's view of a counter may be
+IDLE_SECONDS: Final = 5.0  # a slice unspent this long goes back to its row
+RETURN = (
+    "UPDATE rate_counters SET count = count - ? WHERE name = ? AND scope = ? AND window_end = ?"
+)
 # Plain SQL on the driver's connection: SQLAlchemy's statement building cost ten times the
 # database's own work here (a verify is a few primary-key statements). One spelling serves
 # SQLite and PostgreSQL; `?` becomes the driver's placeholder.
@@ -60,8 +79,24 @@ class Refused(Exception):
     """A counter would pass its limit: roll the whole hit back."""
 
 
+CounterId = tuple[str, str, int]  # (limit name, scope, window end)
+
+
+@dataclass(slots=True)
+class Lease:
+    """This process's share of one counter: units claimed and not yet spent, the row's count
+    when last seen (every process's claims), and the size of the next claim."""
+
+    held: int = 0
+    seen: int = 0
+    seen_at: float = -1e9
+    claimed_at: float = -1e9
+    spent_at: float = -1e9
+    size: int = 1
+
+
 class DatabaseLimiter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._db = db
         dialect = db.engine.dialect
         self._qmark = dialect.paramstyle == "qmark"
@@ -69,34 +104,63 @@ class DatabaseLimiter:
             SQLAlchemyError,
             dialect.loaded_dbapi.Error,
         )
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._leases: dict[CounterId, Lease] = {}
+        self._next_end = math.inf  # the earliest window end among the leases
         self._fallback = MemoryLimiter()
         self.outage = Outage("rate limit backend database", log)
         self._threads: anyio.CapacityLimiter | None = None
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
-        decided = self._without_database(checks, now)
+        decided = self._from_memory(checks, now)
         return decided if decided is not None else self._attempt(checks, now)
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
-        """`hit` from the event loop. While the database is down, from memory, in the loop;
-        otherwise in threads of this limiter's own: API calls stuck on a hung database fill the
-        shared threadpool, and a cached verify must not queue behind them (docs/security.md,
-        "A hung or dead database")."""
-        decided = self._without_database(checks, now)
+        """`hit` from the event loop. Spending a slice already held is a few dict operations,
+        answered in the loop; a claim runs in threads of this limiter's own: API calls stuck on
+        a hung database fill the shared threadpool, and a verify must not queue behind them
+        (docs/security.md, "A hung or dead database")."""
+        decided = self._from_memory(checks, now)
         if decided is not None:
             return decided
         if self._threads is None:  # made in the running event loop
             self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
         return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
 
-    def _without_database(self, checks: Sequence[Check], now: float) -> Decision | None:
-        """The answer when the database is not to be asked (nothing to count, or an outage
-        whose probe is another caller's), or None: ask it."""
+    def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """The answer when the database is not to be asked (nothing to count, slices held
+        that cover the request, or an outage whose probe is another caller's), or None."""
         if not checks:
             return _decide(checks, [], now, consume=True)
-        if not self.outage.may_try():
-            return self._fallback.hit(checks, now)
-        return None
+        if self.outage.down:
+            return self._fallback.hit(checks, now) if not self.outage.may_try() else None
+        with self._lock:
+            return self._spend(checks, now)
+
+    def _spend(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """Under the lock: the answer from the held slices, spending them if it allows, or
+        None when a claim (or a fresher look at a zero-unit counter) is needed first."""
+        at = self._monotonic()
+        leases, fresh_after = self._leases, at - FRESH_SECONDS
+        used: list[int] = []
+        for name, scope, _, amount in checks:
+            lease = leases.get((name, scope, window_end(name, now)))
+            if (
+                lease is None
+                or lease.held < amount
+                or (amount == 0 and lease.seen_at < fresh_after)
+            ):
+                return None
+            used.append(max(0, lease.seen - lease.held))
+        decision = _decide(checks, used, now, consume=True)
+        if decision.allowed:
+            for name, scope, _, amount in checks:
+                if amount:
+                    lease = leases[name, scope, window_end(name, now)]
+                    lease.held -= amount
+                    lease.spent_at = at
+        return decision
 
     def _attempt(self, checks: Sequence[Check], now: float) -> Decision:
         try:
@@ -107,8 +171,123 @@ class DatabaseLimiter:
         self.outage.succeeded()
         return decision
 
+    def _hit(self, checks: Sequence[Check], now: float) -> Decision:
+        """Claim what the held slices lack, then spend. Should another thread of this process
+        spend the claim first, or a refusal's counters turn out to pass, try again."""
+        for _ in range(ATTEMPTS):
+            try:
+                decided = self._claim(checks, now)
+            except Refused:
+                with self._transaction() as cursor:
+                    counts = self._read(cursor, checks, now)
+                with self._lock:
+                    self._saw(checks, now, counts)
+                    decided = self._spend(checks, now)
+                    if decided is not None:
+                        return decided
+                    used = [
+                        max(0, count - self._lease(check, now).held)
+                        for check, count in zip(checks, counts, strict=True)
+                    ]
+                decision = _decide(checks, used, now, consume=True)
+                if not decision.allowed:
+                    return decision
+                continue
+            if decided is not None:
+                return decided
+        return _decide(checks, [check.limit for check in checks], now, consume=True)._replace(
+            code=Code.RATE_LIMITED, retry_after=1
+        )
+
+    def _claim(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """One transaction: a slice for every check whose held units fall short, then a look
+        at the zero-unit counters; Refused (all rolled back) if any check cannot pass. Then
+        the answer, spent under the same lock as the claim is added, so no other thread of the
+        process can take it first (None if one spent what the request did not claim)."""
+        with self._lock:
+            self._drop_ended_leases(now)
+            wanted = [self._wanted(check, now) for check in checks]
+        bump = self._sql(BUMP)
+        claimed: list[tuple[Check, int, int]] = []  # (check, units claimed, row's count after)
+        with self._transaction() as cursor:
+            for check, (need, size) in zip(checks, wanted, strict=True):
+                if need <= 0:
+                    continue
+                if need > check.limit:
+                    raise Refused
+                name, scope, limit, _ = check
+                end = window_end(name, now)
+                for units in dict.fromkeys((size, need)):  # the slice, else just what is needed
+                    cursor.execute(bump, (name, scope, end, units, units, units, limit))
+                    row = cursor.fetchone()
+                    if row is not None:
+                        claimed.append((check, units, int(row[0])))
+                        break
+                else:
+                    raise Refused
+            zero = [check for check in checks if check.amount == 0]
+            counts = self._read(cursor, zero, now) if zero else []
+            for check, count in zip(zero, counts, strict=True):
+                if count - self._held(check, now) >= check.limit:
+                    raise Refused
+        with self._lock:
+            at = self._monotonic()
+            for check, units, count in claimed:
+                lease = self._lease(check, now)
+                lease.held += units
+                lease.seen, lease.seen_at = count, at
+                # Spent within a lease period: the next slice doubles; else it halves.
+                fast = at - lease.claimed_at < LEASE_SECONDS
+                lease.size = min(MAX_SLICE, lease.size * 2) if fast else max(1, lease.size // 2)
+                lease.claimed_at = at
+            self._saw(zero, now, counts)
+            return self._spend(checks, now)
+
+    def _wanted(self, check: Check, now: float) -> tuple[int, int]:
+        """Units the held slice lacks for `check`, and the slice to claim for them."""
+        lease = self._lease(check, now)
+        need = check.amount - lease.held
+        if check.amount == 0 or need <= 0:
+            return 0, 0
+        share = max(0, check.limit - lease.seen) // SHARE
+        return need, max(need, min(lease.size * max(1, check.amount), share))
+
+    def _lease(self, check: Check, now: float) -> Lease:
+        counter = (check.name, check.scope, window_end(check.name, now))
+        lease = self._leases.get(counter)
+        if lease is None:
+            lease = self._leases[counter] = Lease()
+            self._next_end = min(self._next_end, counter[2])
+        return lease
+
+    def _saw(self, checks: Sequence[Check], now: float, counts: Sequence[int]) -> None:
+        at = self._monotonic()
+        for check, count in zip(checks, counts, strict=True):
+            lease = self._lease(check, now)
+            lease.seen, lease.seen_at = count, at
+
+    def _drop_ended_leases(self, now: float) -> None:
+        """Forget the leases of ended windows (their unspent units ended with the window); a
+        scan only once the earliest window held has ended."""
+        if now < self._next_end:
+            return
+        for counter in [counter for counter in self._leases if counter[2] <= now]:
+            del self._leases[counter]
+        self._next_end = min((counter[2] for counter in self._leases), default=math.inf)
+
     def add(self, checks: Sequence[Check], now: float) -> None:
-        spent = [check for check in checks if check.amount > 0]
+        """Spend from the held slices first; what they do not cover goes to the rows."""
+        spent: list[Check] = []
+        with self._lock:
+            for check in checks:
+                if check.amount <= 0:
+                    continue
+                lease = self._leases.get((check.name, check.scope, window_end(check.name, now)))
+                covered = min(check.amount, lease.held) if lease is not None else 0
+                if lease is not None:
+                    lease.held -= covered
+                if check.amount > covered:
+                    spent.append(check._replace(amount=check.amount - covered))
         if not spent:
             return
         if not self.outage.may_try():
@@ -126,65 +305,61 @@ class DatabaseLimiter:
         self.outage.succeeded()
 
     def peek(self, checks: Sequence[Check], now: float) -> Decision:
+        """Every process's use as the rows show it, less this process's unspent slices (other
+        processes' unspent slices count as used: they may be spent any moment)."""
         if not checks or not self.outage.may_try():
             return self._fallback.peek(checks, now)
         try:
             with self._transaction() as cursor:
-                used = self._read(cursor, checks, now)
+                counts = self._read(cursor, checks, now)
         except self._errors as exc:
             self.outage.failed(exc)
             return self._fallback.peek(checks, now)
         self.outage.succeeded()
+        with self._lock:
+            held = [self._held(check, now) for check in checks]
+        used = [max(0, count - units) for count, units in zip(counts, held, strict=True)]
         return _decide(checks, used, now, consume=False)
 
+    def _held(self, check: Check, now: float) -> int:
+        lease = self._leases.get((check.name, check.scope, window_end(check.name, now)))
+        return lease.held if lease is not None else 0
+
     def close(self) -> None:
+        """Give every unspent slice back to its row."""
+        self.give_back(math.inf)
+        with self._lock:
+            self._leases.clear()
+            self._next_end = math.inf
         self._fallback.close()
+
+    def give_back(self, idle_seconds: float = IDLE_SECONDS) -> int:
+        """Return the unspent units of slices not spent from for `idle_seconds` (at every
+        heartbeat: a process gone quiet holds no allowance another one needs); returns how many
+        units. A row whose window ended meanwhile is simply not found."""
+        idle_since = self._monotonic() - idle_seconds
+        with self._lock:
+            unspent = []
+            for (name, scope, end), lease in self._leases.items():
+                last = max(lease.spent_at, lease.claimed_at)
+                if lease.held > 0 and (idle_seconds == math.inf or last < idle_since):
+                    unspent.append((lease.held, name, scope, end))
+                    lease.held = 0
+        if not unspent or self.outage.down:
+            return 0
+        try:
+            with self._transaction() as cursor:
+                cursor.executemany(self._sql(RETURN), unspent)
+        except self._errors as exc:
+            log.warning("could not return unspent rate-limit slices: %s", type(exc).__name__)
+            return 0
+        return sum(units for units, *_ in unspent)
 
     def drop_ended(self, now: float) -> int:
         """Remove counters whose window ended a while ago; returns how many."""
         with self._transaction() as cursor:
             cursor.execute(self._sql(DROP), (int(now) - ENDED_KEPT_SECONDS,))
             return max(0, int(cursor.rowcount))
-
-    def _hit(self, checks: Sequence[Check], now: float) -> Decision:
-        """Count, or find out why not. A refusal reads the counters again to answer; should a
-        concurrent window change make them pass, the hit is simply tried again."""
-        for _ in range(ATTEMPTS):
-            try:
-                with self._transaction() as cursor:
-                    used = self._consume(cursor, checks, now)
-                return _decide(checks, used, now, consume=True)
-            except Refused:
-                pass
-            with self._transaction() as cursor:
-                decision = _decide(checks, self._read(cursor, checks, now), now, consume=True)
-            if not decision.allowed:
-                return decision
-        return decision._replace(allowed=False, code=Code.RATE_LIMITED, retry_after=1)
-
-    def _consume(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
-        """Bump every spending counter (writes first), then read the zero-amount ones."""
-        used: list[int | None] = [None] * len(checks)
-        bump = self._sql(BUMP)
-        for index, (name, scope, limit, amount) in enumerate(checks):
-            if amount > limit:
-                raise Refused
-            if amount > 0:
-                cursor.execute(
-                    bump, (name, scope, window_end(name, now), amount, amount, amount, limit)
-                )
-                row = cursor.fetchone()
-                if row is None:
-                    raise Refused
-                used[index] = int(row[0]) - amount
-        rest = [(index, check) for index, check in enumerate(checks) if used[index] is None]
-        if rest:
-            counts = self._read(cursor, [check for _, check in rest], now)
-            for (index, check), count in zip(rest, counts, strict=True):
-                if count >= check.limit:
-                    raise Refused
-                used[index] = count
-        return [count or 0 for count in used]
 
     def _read(self, cursor: Any, checks: Sequence[Check], now: float) -> list[int]:
         ids = [(check.name, check.scope, window_end(check.name, now)) for check in checks]

@@ -1,19 +1,15 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
-from llavero.config import Settings
 from llavero.core.limits import (
     Check,
     Decision,
     LimitStatus,
     MemoryLimiter,
-    RedisLimiter,
     checks_for,
-    create_limiter,
     normalize_key_limits,
     window_end,
 )
@@ -268,16 +264,3 @@ def test_normalize_key_limits_uses_the_given_field_name() -> None:
         normalize_key_limits({"rpm": 0}, field="key.limits")
 
     assert caught.value.field == "key.limits.rpm"
-
-
-def test_create_limiter_picks_the_backend(tmp_path: Path) -> None:
-    memory = create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="memory"))
-    shared = create_limiter(
-        Settings(data_dir=tmp_path, rate_limit_backend="redis", redis_url="redis://127.0.0.1:1/0")
-    )
-
-    assert isinstance(memory, MemoryLimiter)
-    assert isinstance(shared, RedisLimiter)
-    shared.close()
-    with pytest.raises(ValueError, match="LLAVERO_RATE_LIMIT_BACKEND: unknown backend 'disk'"):
-        create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="disk"))

@@ -27,7 +27,6 @@ from llavero.edges.credentials import ProxyTrust
 from llavero.edges.gateway import (
     Gateway,
     Upstream,
-    always_blocks,
     from_settings,
     service_may_block,
     unit_counter,
@@ -482,7 +481,7 @@ def test_no_key_reaches_a_log_line(
         assert not [line for line in server_lines if secret in line]
 
 
-def test_only_a_key_cache_miss_or_the_database_limiter_sends_verify_to_a_thread(
+def test_only_a_key_cache_miss_sends_verify_to_a_thread(
     llavero: Llavero, admin: Actor, settings: Settings
 ) -> None:
     _, key = new_key(llavero, admin)
@@ -495,7 +494,10 @@ def test_only_a_key_cache_miss_or_the_database_limiter_sends_verify_to_a_thread(
         local.verifier.verify(VerifyRequest(key))
         assert not may_block(key)
         assert service_may_block(remote)(key)  # Redis is awaited, but this one is not cached
-        assert service_may_block(llavero) is always_blocks  # the database limiter
+        shared = service_may_block(llavero)  # the database limiter: a held slice, no thread
+        assert shared(key)
+        llavero.verifier.verify(VerifyRequest(key))
+        assert not shared(key)
     finally:
         local.close()
         remote.close()

@@ -14,8 +14,9 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from llavero.core.limits import Check, LimitStatus, RedisLimiter, checks_for
+from llavero.core.limits import Check, LimitStatus, checks_for
 from llavero.core.plans import Plan, default_plans
+from llavero.store.redis_limiter import RedisLimiter
 from tests.conftest import require
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
@@ -270,3 +271,25 @@ def test_a_dead_redis_is_tried_by_one_caller_per_interval_in_the_event_loop() ->
 
     assert during_backoff == 0
     assert after_backoff == 1
+
+
+@pytest.mark.redis
+def test_one_script_call_judges_concurrent_verifies_in_order(redis_url: str, prefix: str) -> None:
+    """Verifies gathered into one call count as separate calls would: exactly, big numbers too."""
+    limiter = RedisLimiter.from_url(redis_url, prefix=prefix)
+    big = 10**12
+    units = [Check("upd", "p:big", big, big // 4), Check("rpm", "k:big", 1_000, 1)]
+
+    async def burst() -> list[bool]:
+        answers = await asyncio.gather(*(limiter.ahit(units, T0 + 1) for _ in range(6)))
+        await limiter.aclose()
+        return [answer.allowed for answer in answers]
+
+    try:
+        allowed = asyncio.run(burst())
+        seen = limiter.peek([Check("upd", "p:big", big, 0)], T0 + 2)
+    finally:
+        limiter.close()
+
+    assert allowed == [True] * 4 + [False] * 2
+    assert (seen.allowed, seen.limits["upd"].remaining) == (False, 0)

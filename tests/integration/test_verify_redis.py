@@ -15,9 +15,10 @@ import redis
 
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
-from llavero.core.limits import RedisLimiter, window_end
+from llavero.core.limits import window_end
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
+from llavero.store.redis_limiter import RedisLimiter
 
 FREE_RPM = 10
 

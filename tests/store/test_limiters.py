@@ -14,14 +14,16 @@ from prometheus_client import REGISTRY
 
 from llavero.config import Settings
 from llavero.core.clock import FrozenClock
-from llavero.core.limits import Check, checks_for
+from llavero.core.limits import Check, MemoryLimiter, checks_for
 from llavero.core.plans import Plan
 from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 from llavero.store import Database
 from llavero.store.db_limiter import DatabaseLimiter
 from llavero.store.instances import OWN_COUNTERS, Peer, Registry, counting_apart
+from llavero.store.limiters import create_limiter
 from llavero.store.outage import Outage
+from llavero.store.redis_limiter import RedisLimiter
 
 T0 = 1_754_006_400.0  # 2025-08-01T00:00:00Z: a minute and a UTC day start here
 PLAN = Plan("p", "P", rpm=3, upm=100)
@@ -60,26 +62,82 @@ def test_a_cost_above_the_limit_counts_nothing(any_llavero: Llavero) -> None:
     assert limiter.peek(checks_for(PLAN, {}, "proj", "key-a", 0), T0).limits["rpm"].remaining == 3
 
 
-def hit_many(url: str, hits: int) -> int:
-    """One process of the race, with its own engine, like one server instance."""
+def hit_many(url: str, hits: int, limit: int = 100, scope: str = "p:race") -> int:
+    """One process of the race, with its own engine, like one server instance; it gives its
+    unspent slices back when it closes, as a server does when it stops."""
     db = Database(url)
+    limiter = DatabaseLimiter(db)
     try:
-        limiter = DatabaseLimiter(db)
         return sum(
-            limiter.hit([Check("rpm", "p:race", 100, 1)], T0 + 1).allowed for _ in range(hits)
+            limiter.hit([Check("rpm", scope, limit, 1)], T0 + 1).allowed for _ in range(hits)
         )
     finally:
+        limiter.close()
         db.dispose()
 
 
-def test_several_processes_on_one_database_allow_exactly_the_limit(
+def test_several_processes_on_one_database_never_pass_the_limit_and_lose_nothing(
     any_llavero: Llavero,
 ) -> None:
+    """Slices held by one process may refuse another early, never let them pass the limit;
+    what is left once they close is still there to spend."""
     url = any_llavero.settings.sqlalchemy_url
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        allowed = pool.starmap(hit_many, [(url, 50)] * 4)
+        allowed = pool.starmap(hit_many, [(url, 400, 1_000)] * 4)
+    left = hit_many(url, 1_000, 1_000)
 
-    assert sum(allowed) == 100
+    assert sum(allowed) <= 1_000
+    assert sum(allowed) + left == 1_000
+
+
+def test_two_databases_in_threads_allow_exactly_the_limit_in_total(any_llavero: Llavero) -> None:
+    """Two engines on one database (two processes' worth), four threads each, big slices;
+    then the rest, up to the limit and not one more."""
+    url = any_llavero.settings.sqlalchemy_url
+    results: list[int] = []
+
+    def hit(limiter: DatabaseLimiter) -> None:
+        check = [Check("rpm", "p:two", 3_000, 1)]
+        results.append(sum(limiter.hit(check, T0 + 1).allowed for _ in range(300)))
+
+    databases = [Database(url) for _ in range(2)]
+    limiters = [DatabaseLimiter(db) for db in databases]
+    threads = [threading.Thread(target=hit, args=(limiters[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    during = sum(results)
+    for limiter, db in zip(limiters, databases, strict=True):
+        limiter.close()
+        db.dispose()
+    left = hit_many(url, 3_000, 3_000, "p:two")
+
+    assert during == 8 * 300  # nobody refused while the limit was far
+    assert left == 3_000 - during
+
+
+def test_a_process_spends_its_slice_in_memory_and_gives_back_what_it_left_idle(
+    llavero: Llavero,
+) -> None:
+    clock = [100.0]
+    limiter = DatabaseLimiter(llavero.db, monotonic=lambda: clock[0])
+    other = DatabaseLimiter(llavero.db)
+    check = [Check("rpm", "p:slices", 1_000, 1)]
+
+    for _ in range(20):  # fast: each claim doubles the next slice (1, 1, 2, 4, 8, ...)
+        assert limiter.hit(check, T0 + 1).allowed
+    claimed = 1_000 - other.peek(check, T0 + 1).limits["rpm"].remaining
+    shown_here = limiter.peek(check, T0 + 1).limits["rpm"].remaining
+    kept = limiter.give_back()  # not idle yet
+    clock[0] += 10
+    returned = limiter.give_back()
+    after = other.peek(check, T0 + 1).limits["rpm"].remaining
+
+    assert claimed == 1 + 1 + 2 + 4 + 8 + 16  # the rows count the slices handed out
+    assert shown_here == 1_000 - 20  # its own unspent slice is not use
+    assert (kept, returned) == (0, claimed - 20)
+    assert after == 1_000 - 20
 
 
 def test_threads_race_for_the_last_units_and_never_pass_the_limit(llavero: Llavero) -> None:
@@ -281,3 +339,16 @@ def test_a_database_without_the_registry_table_costs_a_warning(
 
     assert "run `llavero db upgrade`" in caplog.text
     db.dispose()
+
+
+def test_create_limiter_picks_the_backend(tmp_path: Path) -> None:
+    memory = create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="memory"))
+    shared = create_limiter(
+        Settings(data_dir=tmp_path, rate_limit_backend="redis", redis_url="redis://127.0.0.1:1/0")
+    )
+
+    assert isinstance(memory, MemoryLimiter)
+    assert isinstance(shared, RedisLimiter)
+    shared.close()
+    with pytest.raises(ValueError, match="LLAVERO_RATE_LIMIT_BACKEND: unknown backend 'disk'"):
+        create_limiter(Settings(data_dir=tmp_path, rate_limit_backend="disk"))
