@@ -1,6 +1,6 @@
 """In-process verify against the least any verify must do: a keyed hash and a dict lookup.
 
-`python -m bench.inprocess [--rounds 7] [--calls 50000] [--keys 100] [--json FILE]`
+`python -m bench.inprocess [--rounds 5] [--calls 20000] [--keys 100] [--json FILE]`
 (run from the repository root).
 
 *verify* is `Verifier.verify`, the function the HTTP fast path, the route, forward auth and the
@@ -107,8 +107,8 @@ def top_functions(call: Callable[[int], object], calls: int, top: int = 10) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=50_000, help="per side and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=20_000, help="per side and round")
     parser.add_argument("--keys", type=int, default=100, help="keys verified in turn")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)

@@ -210,28 +210,35 @@ def llavero_served(workdir: Path, env: dict[str, str], *extra: str) -> Iterator[
         yield verify_target(url, token, key)
 
 
-@contextmanager
-def llavero_verify(workdir: Path) -> Iterator[Target]:
-    """`POST /v1/keys:verify` on `llavero serve` as it ships: access log, `database` limiter."""
-    workdir = workdir / "shipped"
-    with llavero_served(workdir, llavero_env(workdir)) as target:
-        yield target
+def shipped_but(
+    subdir: str, doc: str, env: Callable[[Path], dict[str, str]], *extra: str
+) -> Scenario:
+    """A scenario of `llavero serve ARGS` with the settings of `env(workdir / subdir)`."""
+
+    @contextmanager
+    def scenario(workdir: Path) -> Iterator[Target]:
+        with llavero_served(workdir / subdir, env(workdir / subdir), *extra) as target:
+            yield target
+
+    scenario.__doc__ = doc
+    return scenario
 
 
-@contextmanager
-def llavero_verify_no_access_log(workdir: Path) -> Iterator[Target]:
-    """The same at `LLAVERO_LOG_LEVEL=warning`, which turns the access log off."""
-    workdir = workdir / "no-access-log"
-    with llavero_served(workdir, llavero_env(workdir, log_level="warning")) as target:
-        yield target
-
-
-@contextmanager
-def llavero_verify_memory(workdir: Path) -> Iterator[Target]:
-    """The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=memory` (this process counts alone)."""
-    workdir = workdir / "memory"
-    with llavero_served(workdir, llavero_env(workdir, rate_limit_backend="memory")) as target:
-        yield target
+llavero_verify = shipped_but(
+    "shipped",
+    "`POST /v1/keys:verify` on `llavero serve` as it ships: access log, `database` limiter.",
+    llavero_env,
+)
+llavero_verify_no_access_log = shipped_but(
+    "no-access-log",
+    "The same at `LLAVERO_LOG_LEVEL=warning`, which turns the access log off.",
+    lambda workdir: llavero_env(workdir, log_level="warning"),
+)
+llavero_verify_memory = shipped_but(
+    "memory",
+    "The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=memory` (this process counts alone).",
+    lambda workdir: llavero_env(workdir, rate_limit_backend="memory"),
+)
 
 
 @contextmanager
@@ -263,20 +270,18 @@ def redis_env(workdir: Path) -> dict[str, str]:
     return llavero_env(workdir, rate_limit_backend="redis", redis_url=REDIS_URL)
 
 
-@contextmanager
-def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
-    """The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=redis` (a round trip per verify)."""
-    workdir = workdir / "redis"
-    with llavero_served(workdir, redis_env(workdir)) as target:
-        yield target
-
-
-@contextmanager
-def llavero_verify_redis_workers2(workdir: Path) -> Iterator[Target]:
-    """The same with `--workers 2`: two granian workers sharing the counters in Redis."""
-    workdir = workdir / "redis2"
-    with llavero_served(workdir, redis_env(workdir), "--workers", "2") as target:
-        yield target
+llavero_verify_redis = shipped_but(
+    "redis",
+    "The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=redis` (a round trip per verify).",
+    redis_env,
+)
+llavero_verify_redis_workers2 = shipped_but(
+    "redis2",
+    "The same with `--workers 2`: two granian workers sharing the counters in Redis.",
+    redis_env,
+    "--workers",
+    "2",
+)
 
 
 SCENARIOS: dict[str, Scenario] = {
