@@ -242,6 +242,7 @@ def print_summary(outcomes: dict[str, Outcome], verdicts: Sequence[Verdict]) -> 
 # Measured in process, not over HTTP: each writes its figures as JSON for the report.
 IN_PROCESS = ("inprocess", "scale")
 SCALE_KEYS = 1_000_000
+TIMEOUT_S = 1800  # a million keys into two databases, on a loaded machine
 QUICK_ARGS = {
     "inprocess": ["--rounds", "1", "--calls", "5000"],
     "scale": ["--keys", "20000"],
@@ -259,9 +260,9 @@ def run_in_process(names: Sequence[str], quick: bool, scale_keys: int, workdir: 
             extra = ["--keys", str(scale_keys)]
         argv = [sys.executable, "-m", f"bench.{name}", "--json", str(out), *extra]
         try:
-            done = subprocess.run(argv, cwd=REPO, env=bench_env(), timeout=600)
+            done = subprocess.run(argv, cwd=REPO, env=bench_env(), timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            figures[name] = "timed out after 600 s"
+            figures[name] = f"timed out after {TIMEOUT_S} s"
             continue
         if done.returncode != 0 or not out.exists():
             figures[name] = f"failed with exit code {done.returncode}"
