@@ -1,15 +1,15 @@
 """In-process verify against the least any verify must do: a keyed hash and a dict lookup.
 
-`python -m bench.inprocess [--rounds 7] [--calls 50000] [--keys 100] [--json FILE]`
+`python -m bench.inprocess [--rounds 5] [--calls 20000] [--keys 100] [--json FILE]`
 (run from the repository root).
 
 *verify* is `Verifier.verify`, the function the HTTP fast path, the route, forward auth and the
 gateway all call, as `llavero serve` runs it: metering on (the flusher thread writing to SQLite),
-the plan's four limits judged (set out of reach, so every answer is VALID), and every key
-restricted to an IP range and one API, so restrictions are checked on each call. Records are
-cached, as they are for every verify but a key's first. The limiter is the memory one, not the
-shipped default (the database limiter, a transaction per verify): its cost is bench.run's
-figure, and this one is the cost of verify itself.
+the memory limiter (`LLAVERO_RATE_LIMIT_BACKEND=memory`: the database and Redis limiters are
+I/O, measured over HTTP by `bench.run`) judging the plan's four limits (set out of reach, so
+every answer is VALID), and every key restricted to an IP range and one API, so restrictions
+are checked on each call.
+Records are cached, as they are for every verify but a key's first.
 
 *floor* is `KeyHasher.hash` of the same key strings plus `dict.get` in a dict of as many
 entries: the two steps no verify can skip. Each round times both, alternating which goes first;
@@ -18,13 +18,16 @@ time of the calling thread (`time.thread_time`), not the wall clock: on a shared
 wall clock also counts whatever else ran meanwhile.
 
 *steps* times each step of a cached verify on its own (best of `STEP_REPEATS` × `--calls`), so
-the report says where the microseconds go.
+the report says where the microseconds go; *profile* is cProfile's top functions of the same
+verifies by their own time (`top_functions`), printed by `make bench` when the target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import statistics
 import sys
 import tempfile
@@ -109,10 +112,24 @@ def restricted_keys(scratch: Path, count: int) -> tuple[Llavero, list[str]]:
     return llavero, keys
 
 
+def top_functions(call: Callable[[int], object], calls: int, top: int = 10) -> list[str]:
+    """cProfile's `top` functions of `calls` calls by their share of the own time."""
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [call(index) for index in range(calls)])
+    stats = pstats.Stats(profiler)
+    rows = stats.stats  # type: ignore[attr-defined]  # {(file, line, name): (cc, nc, tt, ct, _)}
+    total = sum(row[2] for row in rows.values())
+    ranked = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    return [
+        f"{100 * own / total:5.1f} %  {name} ({Path(file).name}:{line})"
+        for (file, line, name), (_, _, own, _, _) in ranked
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=50_000, help="per side and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=20_000, help="per side and round")
     parser.add_argument("--keys", type=int, default=100, help="keys verified in turn")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -151,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
         steps = step_costs(llavero, requests[0], args.calls // 5)
+        profile = top_functions(one_verify, args.calls // 5)
         llavero.close()
         llavero.db.dispose()
 
@@ -160,9 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio": statistics.median(ratios),
         "target": TARGET,
         "steps_us": steps,
+        "profile": profile,
     }
     for name, cost in steps.items():
         print(f"{cost:8.2f} µs  {name}")
+    print("\ncProfile, top functions by own time:", *profile, sep="\n  ")
     print(
         f"\nverify {figures['verify_us']:.2f} µs/call, keyed hash + dict lookup "
         f"{figures['floor_us']:.2f} µs/call: ratio {figures['ratio']:.2f} "

@@ -13,8 +13,10 @@ Then, on that database:
   and of one project, default page size, median of `LIST_RUNS` calls;
 - *uncached verify*: `Verifier.verify` of `VERIFIES` distinct keys, each a cache miss (one
   indexed read), p50/p99;
-- *memory per cached key*: tracemalloc growth of the key cache after loading `CACHED` records,
-  divided by their number.
+- *memory per cached key* (on the first database only: a record is the same whatever the
+  database): growth of the Python heap (tracemalloc) with every key of the database in the key
+  cache, as after a warm-up of `--keys` keys (the default cache holds 1,000,000), divided by
+  their number; and the source lines that allocate a record's bytes, from `PROFILED` records.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import linecache
 import os
 import random
 import statistics
@@ -44,6 +47,7 @@ from llavero.core import keyformat
 from llavero.core.verify import VerifyRequest
 from llavero.service import Actor, Llavero
 from llavero.store import tables
+from llavero.store.key_lookup import KeyRecords
 
 DEFAULT_POSTGRES = os.environ.get(
     "LLAVERO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -52,7 +56,7 @@ PROJECTS = 10
 BATCH = 20_000
 LIST_RUNS = 15
 VERIFIES = 2_000
-CACHED = 50_000
+PROFILED = 10_000
 SECRET = "bench-scale-secret-0123456789abcdef"
 _BYTE_TO_BASE62 = bytes(ord(keyformat.ALPHABET[b % 62]) for b in range(256))
 
@@ -66,7 +70,8 @@ class ScaleFigures:
     list_one_project_ms: float
     uncached_verify_p50_ms: float
     uncached_verify_p99_ms: float
-    cached_key_bytes: float
+    cached_key_bytes: float | None = None
+    cache_profile: list[str] | None = None
 
 
 def fast_key(prefix: str) -> str:
@@ -93,6 +98,9 @@ CONSTANT: dict[str, Any] = {
     "delete_time": None,
     "last_used_time": None,
     "last_used_ip": None,
+    "leak_time": None,
+    "leak_url": None,
+    "leak_source": None,
 }
 
 
@@ -198,24 +206,47 @@ def uncached_verifies(llavero: Llavero, sample: Sequence[str]) -> tuple[float, f
     return quantiles[49], quantiles[98]
 
 
-def cached_key_bytes(llavero: Llavero) -> float:
-    """Growth of the traced heap per record put in the key cache, records built from rows
-    read in one query (`CACHED` of them, as a warm-up would): loading them one verify at a time
-    under tracemalloc took minutes. The session's garbage is collected before measuring."""
-    verifier, cache = llavero.verifier, llavero.ctx.cache
+def fill_cache(llavero: Llavero, limit: int | None) -> int:
+    """Cache the records of `limit` keys (all when None), built as a cache miss builds them
+    from rows streamed in batches (plain rows: ORM objects made loading a million take ten
+    minutes under tracemalloc on a loaded machine). Returns how many records the cache holds."""
+    cache = llavero.ctx.cache
+    records = KeyRecords(llavero.db, llavero.settings, llavero.plans.plans, cache)
+    query = select(tables.Key.__table__).limit(limit).execution_options(yield_per=BATCH)
+    with llavero.db.reading() as session:
+        for row in session.execute(query):
+            record = records.record(row, None, is_previous=False)  # what a cache miss keeps
+            cache.put(bytes.fromhex(row.key_hash), record, cache.generation)
+    return len(cache)
+
+
+def cached_key_bytes(llavero: Llavero) -> tuple[float, list[str]]:
+    """Heap growth per cached record with every key cached, and the top source lines of a
+    record's bytes (from `PROFILED` records). Garbage is collected before each reading."""
+    cache = llavero.ctx.cache
     cache.clear()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    with llavero.db.reading() as session:
-        for row in session.scalars(select(tables.Key).limit(CACHED)):
-            record = verifier._record(row, None, is_previous=False)  # what a cache miss keeps
-            cache.put(bytes.fromhex(row.key_hash), record, cache.generation)
+    sample = fill_cache(llavero, PROFILED)
     gc.collect()
-    after = tracemalloc.take_snapshot()
+    grown = tracemalloc.take_snapshot().compare_to(before, "lineno")
+    profile = [
+        f"{stat.size_diff / sample:5.0f} bytes  {Path(where.filename).name}:{where.lineno}  "
+        f"{linecache.getline(where.filename, where.lineno).strip()[:70]}"
+        for stat in grown[:10]
+        if (where := stat.traceback[0])
+    ]
+    del before, grown
+    cache.clear()
+    gc.collect()
+    start = tracemalloc.get_traced_memory()[0]
+    cached = fill_cache(llavero, None)
+    gc.collect()
+    per_record = (tracemalloc.get_traced_memory()[0] - start) / cached
     tracemalloc.stop()
-    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    return grown / len(cache)
+    cache.clear()
+    return per_record, profile
 
 
 def refresh_statistics(llavero: Llavero) -> None:
@@ -228,7 +259,7 @@ def refresh_statistics(llavero: Llavero) -> None:
         session.execute(text("ANALYZE projects"))
 
 
-def measure(name: str, url: str, count: int, data_dir: Path) -> ScaleFigures:
+def measure(name: str, url: str, count: int, data_dir: Path, memory: bool) -> ScaleFigures:
     plans = data_dir / "plans.toml"
     plans.write_text(ROOMY_PLANS)  # thousands of verifies a second must not be refused
     settings = Settings(
@@ -261,12 +292,13 @@ def measure(name: str, url: str, count: int, data_dir: Path) -> ScaleFigures:
             ),
             uncached_verify_p50_ms=0.0,
             uncached_verify_p99_ms=0.0,
-            cached_key_bytes=0.0,
         )
         figures.uncached_verify_p50_ms, figures.uncached_verify_p99_ms = uncached_verifies(
             llavero, sample
         )
-        figures.cached_key_bytes = cached_key_bytes(llavero)
+        if memory:
+            print(f"{name}: caching {count:,} keys …", flush=True)
+            figures.cached_key_bytes, figures.cache_profile = cached_key_bytes(llavero)
         print(f"{name}: {figures}", flush=True)
         return figures
     finally:
@@ -296,7 +328,7 @@ def run(count: int, sqlite: bool, postgres: str | None) -> list[ScaleFigures]:
     with tempfile.TemporaryDirectory(prefix="llavero-scale-") as scratch:
         if sqlite:
             sqlite_url = f"sqlite:///{Path(scratch) / 'scale.sqlite3'}"
-            results.append(measure("SQLite", sqlite_url, count, Path(scratch)))
+            results.append(measure("SQLite", sqlite_url, count, Path(scratch), memory=True))
         if postgres is not None:
             schema = f"llavero_scale_{os.getpid()}"
             try:
@@ -305,7 +337,8 @@ def run(count: int, sqlite: bool, postgres: str | None) -> list[ScaleFigures]:
                 print(f"PostgreSQL skipped: {type(exc).__name__}", flush=True)
                 return results
             try:
-                results.append(measure("PostgreSQL", url, count, Path(scratch)))
+                memory = not results
+                results.append(measure("PostgreSQL", url, count, Path(scratch), memory))
             finally:
                 drop_schema(postgres, schema)
     return results

@@ -1,15 +1,18 @@
 """The servers under test. Each scenario starts one, prepares its key, and yields the request.
 
 A scenario is a context manager taking a scratch directory and yielding a `wrk.Target`; the
-server stops when the context closes. Every server runs one process on 127.0.0.1, except the
-DRF peer (see `drf_api_key`). Servers log warnings only, Llavero included, so no one pays for
-an access log the others skip.
+server stops when the context closes. Every server runs one process on 127.0.0.1 (but
+`llavero_verify_redis_workers2`). Llavero runs as it ships, access log included (`llavero_env`);
+the reference it is divided by, the bare ASGI app on granian, writes none: the access log is
+part of what Llavero costs. The peers log warnings only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -91,16 +94,15 @@ def bare_asgi_granian(workdir: Path) -> Iterator[Target]:
 
 # -- peers -----------------------------------------------------------------------------------
 
-DRF_WORKERS = 2 * (os.cpu_count() or 1) + 1
+DRF_THREADS = 8
 
 
 @contextmanager
 def drf_api_key(workdir: Path) -> Iterator[Target]:
-    """DRF view guarded by `HasAPIKey`, SQLite, gunicorn sync workers ((2 × cores) + 1).
+    """DRF view guarded by `HasAPIKey`, SQLite, gunicorn: one process, `DRF_THREADS` threads.
 
-    The worker count is gunicorn's documented advice (here 2, 3, 5 and 8 workers gave the same
-    throughput within noise, 8 less). A sync worker serves one request at a time, so this peer
-    gets more processes than the one-process servers; that favours the peer.
+    One process like every other server here, so each gets the same CPU; gunicorn's threaded
+    worker (`gthread`) serves several connections in it, as its sync worker cannot.
     """
     require("rest_framework_api_key", "djangorestframework-api-key not installed")
     env = {
@@ -110,9 +112,9 @@ def drf_api_key(workdir: Path) -> Iterator[Target]:
     run_step([PYTHON, "-m", "django", "migrate", "--verbosity", "0"], env)
     key = run_step([PYTHON, "-m", "django", "create_bench_key"], env).strip()
     port = free_port()
-    argv = [PYTHON, "-m", "gunicorn", "--workers", str(DRF_WORKERS), "--worker-class", "sync",
-            "--bind", f"{HOST}:{port}", "--no-control-socket", "--log-level", "warning",
-            "bench.peers.drf.wsgi"]  # fmt: skip
+    argv = [PYTHON, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+            "--threads", str(DRF_THREADS), "--bind", f"{HOST}:{port}", "--no-control-socket",
+            "--log-level", "warning", "bench.peers.drf.wsgi"]  # fmt: skip
     with serve(argv, port, workdir / "drf.log", env) as url:
         headers = {"Authorization": f"Api-Key {key}"}
         yield Target(url=url + "/ok", headers=headers, expect=PEER_EXPECT)
@@ -151,17 +153,18 @@ ROOMY_PLANS = "".join(
 )
 
 
-def llavero_env(workdir: Path) -> dict[str, str]:
+def llavero_env(workdir: Path, **settings: str) -> dict[str, str]:
+    """Llavero as it ships (log level `info` with its access log, the `database` limiter) on a
+    fresh SQLite database in `workdir`, but for `settings` (`log_level="warning"` sets
+    `LLAVERO_LOG_LEVEL`) and plans out of reach (`ROOMY_PLANS`), so every answer is `VALID`."""
+    workdir.mkdir(exist_ok=True)
     plans = workdir / "plans.toml"
     plans.write_text(ROOMY_PLANS)
     return {
         "LLAVERO_DATA_DIR": str(workdir / "llavero"),
         "LLAVERO_DATABASE_URL": f"sqlite:///{workdir / 'llavero.sqlite3'}",
         "LLAVERO_PLANS_FILE": str(plans),
-        "LLAVERO_LOG_LEVEL": "warning",
-        # The figure against peers is one process counting in memory; the shared backends
-        # (database, the default, and Redis) have scenarios of their own.
-        "LLAVERO_RATE_LIMIT_BACKEND": "memory",
+        **{f"LLAVERO_{name.upper()}": value for name, value in settings.items()},
     }
 
 
@@ -173,43 +176,81 @@ def llavero_cli(*args: str, env: dict[str, str]) -> dict[str, str]:
 
 
 def llavero_credentials(env: dict[str, str]) -> tuple[str, str]:
-    """A token with scope `keys:verify` and a key of a fresh project, made with the CLI."""
-    run_step([str(Path(PYTHON).parent / "llavero"), "db", "upgrade"], env)
-    token = llavero_cli("tokens", "create", "--scope", "keys:verify", env=env)["token"]
-    project = llavero_cli("projects", "create", "Benchmark", env=env)["id"]
-    key = llavero_cli("keys", "create", "--project", project, env=env)["key_string"]
+    """A token with scope `keys:verify` and a key of a fresh project, made with the CLI once per
+    run and copied for each scenario (database and data directory): four CLI runs per Llavero
+    scenario took a minute each on a loaded machine."""
+    template = Path(env["LLAVERO_DATA_DIR"]).parent.parent / "llavero-template"
+    if not template.exists():
+        made = llavero_env(template)
+        run_step([str(Path(PYTHON).parent / "llavero"), "db", "upgrade"], made)
+        token = llavero_cli("tokens", "create", "--scope", "keys:verify", env=made)["token"]
+        project = llavero_cli("projects", "create", "Benchmark", env=made)["id"]
+        key = llavero_cli("keys", "create", "--project", project, env=made)["key_string"]
+        (template / "credentials.json").write_text(json.dumps([token, key]))
+    shutil.copytree(template / "llavero", env["LLAVERO_DATA_DIR"], dirs_exist_ok=True)
+    database = env["LLAVERO_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(template / "llavero.sqlite3") as source, sqlite3.connect(database) as copy:
+        source.backup(copy)
+    token, key = json.loads((template / "credentials.json").read_text())
     return token, key
 
 
-def llavero_serve(port: int, env: dict[str, str]) -> list[str]:
+def llavero_serve(port: int, env: dict[str, str], *extra: str) -> list[str]:
     return [str(Path(PYTHON).parent / "llavero"), "serve", "--host", HOST, "--port", str(port),
-            "--db", env["LLAVERO_DATABASE_URL"]]  # fmt: skip
+            "--db", env["LLAVERO_DATABASE_URL"], *extra]  # fmt: skip
 
 
 @contextmanager
-def llavero_verify_http(workdir: Path) -> Iterator[Target]:
-    """`POST /v1/keys:verify` on `llavero serve` (granian), fresh SQLite database.
-
-    Plan limits are raised out of reach (`ROOMY_PLANS`) so every answer is `VALID`.
-    """
+def llavero_served(workdir: Path, env: dict[str, str], *extra: str) -> Iterator[Target]:
+    """`llavero serve ARGS` (granian) with `env`, its output in `workdir/llavero.log`."""
     require("llavero.cli", "llavero not installed")
-    env = llavero_env(workdir)
     token, key = llavero_credentials(env)
     port = free_port()
-    with serve(llavero_serve(port, env), port, workdir / "llavero.log", env) as url:
+    with serve(llavero_serve(port, env, *extra), port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
+
+
+def shipped_but(
+    subdir: str, doc: str, env: Callable[[Path], dict[str, str]], *extra: str
+) -> Scenario:
+    """A scenario of `llavero serve ARGS` with the settings of `env(workdir / subdir)`."""
+
+    @contextmanager
+    def scenario(workdir: Path) -> Iterator[Target]:
+        with llavero_served(workdir / subdir, env(workdir / subdir), *extra) as target:
+            yield target
+
+    scenario.__doc__ = doc
+    return scenario
+
+
+llavero_verify = shipped_but(
+    "shipped",
+    "`POST /v1/keys:verify` on `llavero serve` as it ships: access log, `database` limiter.",
+    llavero_env,
+)
+llavero_verify_no_access_log = shipped_but(
+    "no-access-log",
+    "The same at `LLAVERO_LOG_LEVEL=warning`, which turns the access log off.",
+    lambda workdir: llavero_env(workdir, log_level="warning"),
+)
+llavero_verify_memory = shipped_but(
+    "memory",
+    "The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=memory` (this process counts alone).",
+    lambda workdir: llavero_env(workdir, rate_limit_backend="memory"),
+)
 
 
 @contextmanager
 def llavero_verify_uvicorn(workdir: Path) -> Iterator[Target]:
-    """The same app as `llavero serve` (`llavero.asgi`) under uvicorn, fresh SQLite database."""
+    """The app `llavero serve` runs (`llavero.asgi`, as shipped) under uvicorn, one process."""
     require("llavero.asgi", "llavero not installed")
     workdir = workdir / "uvicorn"
-    workdir.mkdir()
     env = llavero_env(workdir)
     token, key = llavero_credentials(env)
     port = free_port()
-    # The app reads proxy headers itself (for granian): uvicorn's own reader is not doubled.
+    # The app reads proxy headers itself (for granian) and writes its own access log (at the
+    # default level `info`): uvicorn's are not doubled.
     argv = [*uvicorn("llavero.asgi:serving_app", port), "--factory", "--no-proxy-headers"]
     with serve(argv, port, workdir / "llavero.log", env) as url:
         yield verify_target(url, token, key)
@@ -226,66 +267,33 @@ def redis_env(workdir: Path) -> dict[str, str]:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except (redis.RedisError, OSError) as exc:
         raise Skipped(f"no Redis at {REDIS_URL} ({type(exc).__name__})") from None
-    return {
-        **llavero_env(workdir),
-        "LLAVERO_RATE_LIMIT_BACKEND": "redis",
-        "LLAVERO_REDIS_URL": REDIS_URL,
-    }
+    return llavero_env(workdir, rate_limit_backend="redis", redis_url=REDIS_URL)
 
 
-@contextmanager
-def llavero_backend(workdir: Path, env: dict[str, str], *extra: str) -> Iterator[Target]:
-    """`llavero serve` (granian) on the database of `env`, with `extra` arguments to serve."""
-    require("llavero.cli", "llavero not installed")
-    token, key = llavero_credentials(env)
-    port = free_port()
-    argv = [*llavero_serve(port, env), *extra]
-    with serve(argv, port, workdir / "llavero.log", env) as url:
-        yield verify_target(url, token, key)
-
-
-def subdir(workdir: Path, name: str) -> Path:
-    path = workdir / name
-    path.mkdir()
-    return path
-
-
-@contextmanager
-def llavero_verify_redis(workdir: Path) -> Iterator[Target]:
-    """`llavero serve` (granian), rate limits in Redis (one round trip, awaited in the loop)."""
-    workdir = subdir(workdir, "redis")
-    with llavero_backend(workdir, redis_env(workdir)) as target:
-        yield target
-
-
-@contextmanager
-def llavero_verify_redis_workers2(workdir: Path) -> Iterator[Target]:
-    """The same with `--workers 2`: two granian workers sharing the counters in Redis."""
-    workdir = subdir(workdir, "redis2")
-    with llavero_backend(workdir, redis_env(workdir), "--workers", "2") as target:
-        yield target
-
-
-@contextmanager
-def llavero_verify_database(workdir: Path) -> Iterator[Target]:
-    """`llavero serve` with the default limiter: counters in the SQLite database (one write).
-
-    One write transaction per verify, shared by every process on the database."""
-    workdir = subdir(workdir, "database")
-    env = {**llavero_env(workdir), "LLAVERO_RATE_LIMIT_BACKEND": "database"}
-    with llavero_backend(workdir, env) as target:
-        yield target
+llavero_verify_redis = shipped_but(
+    "redis",
+    "The same as shipped but `LLAVERO_RATE_LIMIT_BACKEND=redis` (a round trip per verify).",
+    redis_env,
+)
+llavero_verify_redis_workers2 = shipped_but(
+    "redis2",
+    "The same with `--workers 2`: two granian workers sharing the counters in Redis.",
+    redis_env,
+    "--workers",
+    "2",
+)
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "bare_uvicorn": bare_uvicorn,
-    "bare_granian": bare_granian,
     "bare_asgi_granian": bare_asgi_granian,
-    "llavero_verify_http": llavero_verify_http,
-    "llavero_verify_uvicorn": llavero_verify_uvicorn,
+    "bare_granian": bare_granian,
+    "bare_uvicorn": bare_uvicorn,
+    "llavero_verify": llavero_verify,
+    "llavero_verify_no_access_log": llavero_verify_no_access_log,
+    "llavero_verify_memory": llavero_verify_memory,
     "llavero_verify_redis": llavero_verify_redis,
     "llavero_verify_redis_workers2": llavero_verify_redis_workers2,
-    "llavero_verify_database": llavero_verify_database,
+    "llavero_verify_uvicorn": llavero_verify_uvicorn,
     "drf_api_key": drf_api_key,
     "fastapi_keygate": fastapi_keygate,
     "plain_sqlalchemy": plain_sqlalchemy,

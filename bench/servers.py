@@ -17,8 +17,17 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 
 
+# The process serving each base URL while it is up: `run.py` profiles servers by their URL.
+SERVING: dict[str, int] = {}
+
+
 class ServerFailed(RuntimeError):
     pass
+
+
+def serving_pid(url: str) -> int | None:
+    """The process of the server `url` (a base URL or any URL under it) belongs to."""
+    return next((pid for base, pid in SERVING.items() if url.startswith(base + "/")), None)
 
 
 def free_port() -> int:
@@ -62,8 +71,10 @@ def serve(
         base_url = f"http://{HOST}:{port}"
         try:
             wait_until_ready(process, base_url + ready_path, log)
+            SERVING[base_url] = process.pid
             yield base_url
         finally:
+            SERVING.pop(base_url, None)
             stop(process)
 
 

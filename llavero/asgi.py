@@ -18,10 +18,12 @@ from starlette.types import ASGIApp
 from llavero.application import create_app
 from llavero.config import Settings
 from llavero.edges import redaction
+from llavero.edges.access_log import AccessLog
 from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 
 SERVE_PID_ENV = "LLAVERO_SERVE_PID"  # set by `llavero serve` for its workers
+ACCESS_LOG_LEVELS = ("debug", "info")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -43,13 +45,16 @@ def serving_app() -> ASGIApp:
 
     granian reads no `X-Forwarded-For` / `X-Forwarded-Proto`; the app does, from the proxies in
     `LLAVERO_TRUSTED_PROXIES` only (`llavero.edges.proxy_trust`, docs/security.md). Every log line
-    of the worker goes through the key redaction (`llavero.edges.redaction`).
+    of the worker goes through the key redaction (`llavero.edges.redaction`); at log level
+    `info` and `debug` the app writes the access log itself (`llavero.edges.access_log`).
     """
     die_with_parent()
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     redaction.install()
-    app = create_app(Llavero(settings), background=True)
+    app: ASGIApp = create_app(Llavero(settings), background=True)
+    if settings.log_level.lower() in ACCESS_LOG_LEVELS:
+        app = AccessLog(app)
     logging.getLogger("llavero.serve").info(
         "worker %d ready; rate limits counted in %s", os.getpid(), settings.rate_limit_backend
     )

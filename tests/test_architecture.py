@@ -14,6 +14,7 @@ MAX_LINES = 400
 # Being split on other branches (restriction kinds: `concepts`; the limiters: `redis`,
 # `hotpath`); drop each entry when its split lands.
 
+
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """import-linter on the package found first on the path from `root` (its pyproject.toml)."""
     return subprocess.run(

@@ -77,9 +77,8 @@ def serve(
             websockets=False,
             workers=workers,
             log_level=level,
-            # granian's access line has the path without its query string: no `?key=` or
-            # `?token=` can reach it (docs/security.md).
-            log_access=level in (LogLevels.debug, LogLevels.info),
+            # The app writes the access line itself, off the event loop (`llavero.asgi`).
+            log_access=False,
         ).serve()
 
 

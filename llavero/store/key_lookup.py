@@ -66,9 +66,9 @@ class KeyRecords:
         if found is None:
             return None
         row, billing_open = found
-        return self._record(row, billing_open, is_previous=row.key_hash != stored)
+        return self.record(row, billing_open, is_previous=row.key_hash != stored)
 
-    def _record(self, row: tables.Key, billing_open: bool | None, is_previous: bool) -> KeyRecord:
+    def record(self, row: tables.Key, billing_open: bool | None, is_previous: bool) -> KeyRecord:
         ends = [row.expire_time]
         if is_previous:
             ends.append(row.previous_expire_time)
