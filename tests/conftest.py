@@ -145,12 +145,14 @@ def make_service(settings: Settings, clock: FrozenClock) -> Iterator[Llavero]:
     try:
         yield llavero
     finally:
-        llavero.usage_meter.close()  # its last flush must land before the tables are emptied
+        # Closed first: the meter's last flush lands, and no thread of the service (heartbeat,
+        # change feed, limiter slices given back) can hold a lock that TRUNCATE would wait for.
+        llavero.close()
         if llavero.db.engine.dialect.name == "postgresql":
             with llavero.db.engine.begin() as connection:
                 names = ", ".join(table.name for table in Base.metadata.sorted_tables)
                 connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        llavero.close()
+            llavero.db.dispose()
 
 
 @pytest.fixture
