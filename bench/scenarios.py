@@ -99,7 +99,7 @@ DRF_THREADS = 8
 
 @contextmanager
 def drf_api_key(workdir: Path) -> Iterator[Target]:
-    """DRF view guarded by `HasAPIKey`, SQLite, gunicorn: one process, `DRF_THREADS` threads.
+    """DRF view guarded by `HasAPIKey`, SQLite, gunicorn: one process, 8 threads.
 
     One process like every other server here, so each gets the same CPU; gunicorn's threaded
     worker (`gthread`) serves several connections in it, as its sync worker cannot.

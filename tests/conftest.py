@@ -142,17 +142,30 @@ def settings(tmp_path: Path) -> Settings:
 def make_service(settings: Settings, clock: FrozenClock) -> Iterator[Llavero]:
     llavero = Llavero(settings, clock=clock)
     llavero.upgrade()
+    empty_postgres_tables(llavero)  # whatever an earlier test on this worker failed to remove
     try:
         yield llavero
     finally:
         # Closed first: the meter's last flush lands, and no thread of the service (heartbeat,
         # change feed, limiter slices given back) can hold a lock that TRUNCATE would wait for.
         llavero.close()
-        if llavero.db.engine.dialect.name == "postgresql":
-            with llavero.db.engine.begin() as connection:
-                names = ", ".join(table.name for table in Base.metadata.sorted_tables)
-                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            llavero.db.dispose()
+        empty_postgres_tables(llavero)
+        llavero.db.dispose()
+
+
+def empty_postgres_tables(llavero: Llavero) -> None:
+    """TRUNCATE every table of the test's schema, on a connection of its own: it creates new
+    files for twenty tables and their indexes, which can outlast the service's 5 s answer
+    timeout on a machine busy with several workers."""
+    if llavero.db.engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    engine = create_engine(llavero.settings.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
