@@ -51,7 +51,12 @@ def serve_document(_request: Request) -> JSONResponse:
 
 # Examples and fuzzing only: the coverage phase enumerates every boundary of every field and
 # takes minutes; the fuzzing phase reaches the same edges in a bounded number of examples.
-CONFIG = schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
+# No constants analysis: Schemathesis would harvest string literals from whatever modules are
+# loaded, so generated data (and a stateful replay) would depend on which test files the same
+# process imported before (under xdist, test_docs.py made the workflow replay differently).
+CONFIG = schemathesis.Config.from_dict(
+    {"phases": {"coverage": {"enabled": False}}, "analysis": {"constants": {"enabled": False}}}
+)
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json", Starlette(routes=[Route("/openapi.json", serve_document)]), config=CONFIG
 )
