@@ -46,7 +46,7 @@ typecheck: install
 # files start their servers or browser once per module); PYTEST_WORKERS=0 runs them one after
 # another in one process. Most of the suite waits on subprocesses and sockets, so more workers
 # than cores pays (README.md, "Running the tests").
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 
 unit: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
