@@ -44,8 +44,8 @@ typecheck: install
 
 # The tests run on PYTEST_WORKERS pytest-xdist workers, each file's tests on one worker (many
 # files start their servers or browser once per module); PYTEST_WORKERS=0 runs them one after
-# another in one process. Most of the suite waits on subprocesses and sockets, so more workers
-# than cores pays (README.md, "Running the tests").
+# another in one process. One worker per core: with more, a loaded 2-core machine timed out
+# page loads and proxied requests that pass alone (README.md, "Running the tests").
 PYTEST_WORKERS ?= 2
 
 unit: install
