@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llavero import __version__
 from llavero.api import (
@@ -30,52 +30,39 @@ from llavero.api import (
 )
 from llavero.api.fast_verify import VerifyFastPath
 from llavero.console.app import install_console
+from llavero.edges.access_log import AccessLog, AccessLogWriter
 from llavero.edges.proxy_trust import ClientAddress, ProxyTrust
-from llavero.edges.security import SecurityHeaders
+from llavero.edges.security import NoStore, SecurityHeaders
 from llavero.service import Llavero
-
-NO_STORE = (b"cache-control", b"no-store")
-
-
-class NoStore:
-    """`Cache-Control: no-store` on every API answer: most carry key data, none should linger."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                if not any(name == NO_STORE[0] for name, _ in headers):
-                    message["headers"] = [*headers, NO_STORE]
-            await send(message)
-
-        await self.app(scope, receive, send_no_store)
 
 
 class LlaveroApp(FastAPI):
     """FastAPI, with `POST /v1/keys:verify` answered in front of every layer when it can be
     (`llavero.api.fast_verify`): those layers cost a cached verify more than the verify.
 
-    `SecurityHeaders` and `NoStore` wrap everything, outermost: Starlette answers a 500 from
-    its outermost layer and the fast path answers before any, so headers set further in would
-    miss both (docs/security.md, "What errors and headers give away")."""
+    Behind the fast path, `SecurityHeaders` and `NoStore` wrap everything else, outermost:
+    Starlette answers a 500 from its outermost layer, so headers set further in would miss it
+    (docs/security.md, "What errors and headers give away"); the access log, when on, wraps
+    them. The fast path gives its own answers the same headers and access lines."""
 
-    def __init__(self, llavero: Llavero, **options: Any) -> None:
+    def __init__(
+        self, llavero: Llavero, access_log: AccessLogWriter | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
-        self._front = SecurityHeaders(NoStore(VerifyFastPath(super().__call__, llavero)))
+        behind: ASGIApp = SecurityHeaders(NoStore(super().__call__))
+        if access_log is not None:
+            behind = AccessLog(behind, access_log)
+        self._front = VerifyFastPath(behind, llavero, access_log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._front(scope, receive, send)
 
 
-def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
-    """`background` starts the change feed (and later the usage flusher) with the app."""
+def create_app(
+    llavero: Llavero, *, background: bool = False, access_log: AccessLogWriter | None = None
+) -> FastAPI:
+    """`background` starts the change feed (and later the usage flusher) with the app;
+    `access_log` writes one line per HTTP request (`llavero.edges.access_log`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +84,7 @@ def create_app(llavero: Llavero, *, background: bool = False) -> FastAPI:
 
     app = LlaveroApp(
         llavero,
+        access_log,
         title="Llavero",
         version=__version__,
         summary="API keys: create, restrict, rotate, revoke, verify, meter.",

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from llavero.application import create_app
 from llavero.config import Settings
 from llavero.edges import redaction
-from llavero.edges.access_log import AccessLog
+from llavero.edges.access_log import AccessLogWriter
 from llavero.edges.logs import configure_logging
 from llavero.service import Llavero
 
@@ -52,9 +52,8 @@ def serving_app() -> ASGIApp:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     redaction.install()
-    app: ASGIApp = create_app(Llavero(settings), background=True)
-    if settings.log_level.lower() in ACCESS_LOG_LEVELS:
-        app = AccessLog(app)
+    access_log = AccessLogWriter() if settings.log_level.lower() in ACCESS_LOG_LEVELS else None
+    app: ASGIApp = create_app(Llavero(settings), background=True, access_log=access_log)
     logging.getLogger("llavero.serve").info(
         "worker %d ready; rate limits counted in %s", os.getpid(), settings.rate_limit_backend
     )

@@ -33,6 +33,7 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+NO_STORE = (b"cache-control", b"no-store")
 DOCS_PATHS = ("/docs", "/redoc")
 # Swagger UI starts from an inline script and ReDoc styles inline and renders in a worker; the
 # pages show only this process's own OpenAPI document, from this origin.
@@ -69,6 +70,27 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class NoStore:
+    """`Cache-Control: no-store` on every API answer: most carry key data, none should linger."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                if not any(name == NO_STORE[0] for name, _ in headers):
+                    message["headers"] = [*headers, NO_STORE]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def is_secure(request: Request, forced: bool | None) -> bool:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from llavero.core import keyformat
-from llavero.edges.access_log import AccessLog
+from llavero.edges.access_log import AccessLog, AccessLogWriter
 
 LINE = re.compile(
     r'^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] testclient - "(\w+) (\S+) HTTP/1\.1" '
@@ -32,7 +32,7 @@ async def answer(request: Request) -> PlainTextResponse:
 def logged(*paths: str) -> list[tuple[str, str, str]]:
     """The access lines written for GET `paths`, read once the lifespan has ended."""
     stream = io.BytesIO()
-    app = AccessLog(Starlette(routes=[Route("/{rest:path}", answer)]), stream)
+    app = AccessLog(Starlette(routes=[Route("/{rest:path}", answer)]), AccessLogWriter(stream))
     with TestClient(app, raise_server_exceptions=False) as client:
         for path in paths:
             client.get(path)
