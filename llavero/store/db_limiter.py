@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from llavero.core.codes import Code
 from llavero.core.limits import Check, Decision, MemoryLimiter, _decide, window_end
 from llavero.store import Database
+from llavero.store.flights import Flights
 from llavero.store.outage import Outage
 
 log = logging.getLogger("llavero.limits")
@@ -111,6 +112,7 @@ class DatabaseLimiter:
         self._fallback = MemoryLimiter()
         self.outage = Outage("rate limit backend database", log)
         self._threads: anyio.CapacityLimiter | None = None
+        self._flights: Flights[Decision] = Flights()
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         decided = self._from_memory(checks, now)
@@ -120,12 +122,22 @@ class DatabaseLimiter:
         """`hit` from the event loop. Spending a slice already held is a few dict operations,
         answered in the loop; a claim runs in threads of this limiter's own: API calls stuck on
         a hung database fill the shared threadpool, and a verify must not queue behind them
-        (docs/security.md, "A hung or dead database")."""
-        decided = self._from_memory(checks, now)
-        if decided is not None:
-            return decided
-        if self._threads is None:  # made in the running event loop
-            self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
+        (docs/security.md, "A hung or dead database"); verifies needing the same claim share
+        it (`llavero.store.flights`)."""
+        key = None
+        while True:
+            decided = self._from_memory(checks, now)
+            if decided is not None:
+                return decided
+            key = key or tuple(checks)
+            waited, shared = await self._flights.outcome(key)
+            if not waited:
+                return await self._flights.lead(key, lambda: self._claim_in_thread(checks, now))
+            if shared is not None and not shared.allowed:
+                return shared
+
+    async def _claim_in_thread(self, checks: Sequence[Check], now: float) -> Decision:
+        self._threads = self._threads or anyio.CapacityLimiter(VERIFY_THREADS)  # in the loop
         return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
 
     def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
