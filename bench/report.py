@@ -60,7 +60,7 @@ class TargetRow:
     profile: list[str] = field(default_factory=list)
 
 
-SERVER_PROFILE = "py-spy of the subject server under wrk: share of on-CPU samples, top functions"
+SERVER_PROFILE = "CPU per request beside the baseline (/proc, under wrk), then py-spy"
 
 
 def http_target_rows(verdicts: Sequence[Verdict], profiles: Profiles) -> list[TargetRow]:

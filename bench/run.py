@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import wrk
-from bench.profile import server_profile
+from bench.profile import cpu_split, server_profile
 from bench.report import Extras, print_extras, print_targets, target_rows, write_report
 from bench.scenarios import SCENARIOS, Skipped
 from bench.servers import REPO, ServerFailed, bench_env, serving_pid
@@ -187,7 +187,16 @@ def profile_misses(
         if subject is None or pid is None or judge(comparison, outcomes).status != "MISS":
             continue
         print(f"profiling {comparison.subject} (missed: {comparison.title}) …", flush=True)
-        profiles[comparison.title] = server_profile(pid, subject, seconds)
+        split = {comparison.subject: (pid, subject)}
+        baseline = targets.get(comparison.baseline)
+        baseline_pid = serving_pid(baseline.url) if baseline is not None else None
+        if baseline is not None and baseline_pid is not None:
+            split[comparison.baseline] = (baseline_pid, baseline)
+        profiles[comparison.title] = [
+            *cpu_split(split, seconds),
+            "py-spy: share of on-CPU samples, top functions of the subject:",
+            *server_profile(pid, subject, seconds),
+        ]
     return profiles
 
 
