@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 from datetime import timedelta
 from typing import Any
 
@@ -12,10 +13,17 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
-from llavero.api.fast_verify import VerifyFastPath, plain_request, read_body, replay
+from llavero.api.fast_verify import (
+    MAX_FAST_BODY,
+    VerifyFastPath,
+    plain_request,
+    read_body,
+    replay,
+)
 from llavero.application import create_app
 from llavero.core import keyformat
 from llavero.core.clock import FrozenClock
+from llavero.edges.access_log import AccessLogWriter
 from llavero.service import Actor, Llavero
 
 PATH = "/v1/keys:verify"
@@ -223,6 +231,49 @@ def test_a_chunked_body_is_read_whole_and_replayed_in_order() -> None:
     body, replayed = asyncio.run(scenario())
     assert body == b'{"key": "k"}'
     assert replayed == chunks
+
+
+def test_a_body_past_the_limit_is_left_to_the_route_whole() -> None:
+    chunks: list[Message] = [
+        {"type": "http.request", "body": b"x" * MAX_FAST_BODY, "more_body": True},
+        {"type": "http.request", "body": b"y", "more_body": False},
+    ]
+    source = iter(chunks)
+
+    async def receive() -> Message:
+        return next(source)
+
+    received, body = asyncio.run(read_body(receive))
+    assert body is None
+    assert received == chunks
+
+
+def test_the_fast_paths_answers_are_in_the_access_log_like_the_routes(
+    llavero: Llavero, verify_token: str, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path is in front of the access log's layer and queues its own lines."""
+    stream = io.BytesIO()
+    app = create_app(llavero, access_log=AccessLogWriter(stream))
+    body = b'{"key": "%s"}' % key.encode()
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    async def abroken(*_args: object) -> None:
+        broken()
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        statuses = [post(client, verify_token, body).status_code for _ in range(2)]
+        assert llavero.tokens.cached(verify_token) is not None  # the second was the fast path's
+        monkeypatch.setattr(app._front, "_verify", broken)  # type: ignore[attr-defined]
+        monkeypatch.setattr(app._front, "_averify", abroken)  # type: ignore[attr-defined]
+        statuses.append(post(client, verify_token, body).status_code)
+    lines = stream.getvalue().decode().splitlines()
+    assert statuses == [200, 200, 500]
+    assert [line.split('"')[1:] for line in lines] == [
+        [f"POST {PATH} HTTP/1.1", f" {status} " + line.rsplit(" ", 1)[1]]
+        for status, line in zip(statuses, lines, strict=True)
+    ]
 
 
 def test_an_unexpected_error_is_a_spec_500(
