@@ -30,15 +30,22 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Final
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from llavero.core.codes import Code
-from llavero.core.limits import Check, Decision, MemoryLimiter, _decide, window_end
+from llavero.core.limits import (
+    QUOTA_LIMITS,
+    Check,
+    Decision,
+    MemoryLimiter,
+    _decide,
+    window_end,
+)
 from llavero.store import Database
+from llavero.store.counter_sql import ADD, BUMP, DROP, RETURN, read_sql
 from llavero.store.flights import Flights
 from llavero.store.outage import Outage
 
@@ -51,29 +58,6 @@ MAX_SLICE: Final = 4096  # units one claim may take, whatever the rate
 SHARE: Final = 8  # a claim takes at most this fraction of what the window had left
 FRESH_SECONDS: Final = 1.0  # how old a zero-unit check's view of a counter may be
 IDLE_SECONDS: Final = 5.0  # a slice unspent this long goes back to its row
-RETURN = (
-    "UPDATE rate_counters SET count = count - ? WHERE name = ? AND scope = ? AND window_end = ?"
-)
-# Plain SQL on the driver's connection: SQLAlchemy's statement building cost ten times the
-# database's own work here (a verify is a few primary-key statements). One spelling serves
-# SQLite and PostgreSQL; `?` becomes the driver's placeholder.
-BUMP = (
-    "INSERT INTO rate_counters (name, scope, window_end, count) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (name, scope, window_end) DO UPDATE SET count = rate_counters.count + ? "
-    "WHERE rate_counters.count + ? <= ? RETURNING count"
-)
-ADD = (
-    "INSERT INTO rate_counters (name, scope, window_end, count) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (name, scope, window_end) DO UPDATE SET count = rate_counters.count + ?"
-)
-DROP = "DELETE FROM rate_counters WHERE window_end < ?"
-
-
-@cache
-def read_sql(count: int) -> str:
-    one = "(name = ? AND scope = ? AND window_end = ?)"
-    where = " OR ".join([one] * count)
-    return f"SELECT name, scope, window_end, count FROM rate_counters WHERE {where}"
 
 
 class Refused(Exception):
@@ -155,22 +139,22 @@ class DatabaseLimiter:
         None when a claim (or a fresher look at a zero-unit counter) is needed first."""
         at = self._monotonic()
         leases, fresh_after = self._leases, at - FRESH_SECONDS
-        used: list[int] = []
+        minute_end, day_end = window_end("rpm", now), window_end("rpd", now)
+        held: list[Lease] = []
         for name, scope, _, amount in checks:
-            lease = leases.get((name, scope, window_end(name, now)))
+            lease = leases.get((name, scope, day_end if name in QUOTA_LIMITS else minute_end))
             if (
                 lease is None
                 or lease.held < amount
                 or (amount == 0 and lease.seen_at < fresh_after)
             ):
                 return None
-            used.append(max(0, lease.seen - lease.held))
-        decision = _decide(checks, used, now, consume=True)
+            held.append(lease)
+        decision = _decide(checks, [max(0, h.seen - h.held) for h in held], now, consume=True)
         if decision.allowed:
-            for name, scope, _, amount in checks:
-                if amount:
-                    lease = leases[name, scope, window_end(name, now)]
-                    lease.held -= amount
+            for lease, check in zip(held, checks, strict=True):
+                if check.amount:
+                    lease.held -= check.amount
                     lease.spent_at = at
         return decision
 
