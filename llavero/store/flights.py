@@ -19,15 +19,16 @@ T = TypeVar("T")
 
 
 class Flights(Generic[T]):
-    """Claims under way in this event loop, by what they claim for."""
+    """Claims under way, by event loop and what they claim for: a future can only be awaited
+    in its own loop, and a limiter may serve several (an app's test clients, say)."""
 
     def __init__(self) -> None:
-        self._under_way: dict[Hashable, asyncio.Future[T | None]] = {}
+        self._under_way: dict[tuple[object, Hashable], asyncio.Future[T | None]] = {}
 
     async def outcome(self, key: Hashable) -> tuple[bool, T | None]:
         """Whether a claim for `key` was under way, and once it has ended, its outcome (None
         when it failed or was cancelled: then there is nothing to share)."""
-        under_way = self._under_way.get(key)
+        under_way = self._under_way.get((asyncio.get_running_loop(), key))
         if under_way is None:
             return False, None
         # Shielded: a waiter that gives up (its client went away) must not cancel the claim.
@@ -35,12 +36,13 @@ class Flights(Generic[T]):
 
     async def lead(self, key: Hashable, claim: Callable[[], Awaitable[T]]) -> T:
         """Run `claim` as the one claim for `key`; whoever waits on it gets its outcome."""
-        under_way: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
-        self._under_way[key] = under_way
+        loop = asyncio.get_running_loop()
+        under_way: asyncio.Future[T | None] = loop.create_future()
+        self._under_way[loop, key] = under_way
         outcome: T | None = None
         try:
             outcome = await claim()
             return outcome
         finally:
-            del self._under_way[key]
+            del self._under_way[loop, key]
             under_way.set_result(outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -99,3 +100,23 @@ def test_a_failed_claim_shares_nothing_and_the_next_verify_claims_anew() -> None
         return waited
 
     assert asyncio.run(scene()) == (True, None)
+
+
+def test_a_claim_in_another_event_loop_is_not_waited_on() -> None:
+    """A future is awaited in its own loop only: another loop's verify claims for itself."""
+    flights: Flights[str] = Flights()
+    started, release = threading.Event(), threading.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 5)
+        return "first loop"
+
+    other = threading.Thread(target=lambda: asyncio.run(flights.lead("k", slow)))
+    other.start()
+    try:
+        assert started.wait(5)
+        assert asyncio.run(flights.outcome("k")) == (False, None)
+    finally:
+        release.set()
+        other.join()
