@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, TypedDict
 
 from llavero.core import text
 from llavero.core.codes import Code
@@ -44,7 +44,10 @@ class Check(NamedTuple):
     amount: int
 
 
-class LimitStatus(NamedTuple):
+class LimitStatus(TypedDict):
+    """One limit of an answer, in the shape the answer carries it (`VerifyResult.limits`, the
+    API's `limits`): built so by `_decide`, rather than as a tuple turned into a dict later."""
+
     limit: int
     remaining: int
     reset_seconds: int
@@ -118,14 +121,6 @@ def checks_for(
     return checks
 
 
-def limit_dicts(statuses: Mapping[str, LimitStatus]) -> dict[str, dict[str, int]]:
-    """The `limits` of an answer: `{"rpm": {"limit", "remaining", "reset_seconds"}, ...}`."""
-    return {  # unpacked rather than read by field name: a third less per verify
-        name: {"limit": limit, "remaining": remaining, "reset_seconds": reset}
-        for name, (limit, remaining, reset) in statuses.items()
-    }
-
-
 def window_end(name: str, now: float) -> int:
     """End of the epoch-aligned window holding `now`: the next minute, or the next UTC midnight."""
     length = WINDOW_SECONDS[name]
@@ -178,11 +173,11 @@ def _statuses(
         current = statuses.get(name)
         if (
             current is None
-            or remaining < current[1]
-            or (remaining == current[1] and limit < current[0])
+            or remaining < current["remaining"]
+            or (remaining == current["remaining"] and limit < current["limit"])
         ):
             reset = day_reset if quota else minute_reset
-            statuses[name] = _new_tuple(LimitStatus, (limit, remaining, reset))
+            statuses[name] = {"limit": limit, "remaining": remaining, "reset_seconds": reset}
     if refused_quota:
         return statuses, QUOTA_EXCEEDED
     return statuses, RATE_LIMITED if refused_rate else None

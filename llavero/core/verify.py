@@ -20,7 +20,7 @@ from llavero.core.clock import Clock
 from llavero.core.codes import Code, State
 from llavero.core.context import RESTRICTION_FIELDS
 from llavero.core.keyformat import KeyHasher
-from llavero.core.limits import Check, Decision, Limiter, checks_for, limit_dicts
+from llavero.core.limits import Check, Decision, Limiter, LimitStatus, checks_for
 from llavero.core.plans import Plan
 from llavero.core.restrictions import CompiledRestrictions, RequestContext
 
@@ -67,7 +67,7 @@ class VerifyResult:
     project: str | None = None
     plan: str | None = None
     environment: str | None = None
-    limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    limits: dict[str, LimitStatus] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -280,10 +280,9 @@ class Verifier:
         self, request: VerifyRequest, judged: Judged, decision: Decision | None
     ) -> VerifyResult:
         record, now, code, _ = judged
-        limits: dict[str, dict[str, int]] = {}
+        limits: dict[str, LimitStatus] = {}
         if decision is not None:
-            code = decision.code
-            limits = limit_dicts(decision.limits)
+            code, limits = decision.code, decision.limits
         result = VerifyResult(
             code or Code.VALID,
             record.key_id,
