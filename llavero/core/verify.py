@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
 
 
-@dataclass(frozen=True, slots=True)
+# Frozen dataclasses without `slots=True`, which would keep mypyc from compiling them into
+# native classes (built in C, not by a generated `__init__` setting each field in turn).
+@dataclass(frozen=True)
 class VerifyRequest:
     key: str
     ip: str | None = None
@@ -60,7 +62,7 @@ _restriction_context = cast(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class VerifyResult:
     code: Code
     key_id: str | None = None
