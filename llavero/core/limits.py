@@ -28,11 +28,12 @@ from llavero.core.codes import Code
 from llavero.core.plans import LIMIT_NAMES, MAX_LIMIT, Plan
 from llavero.errors import InvalidArgument
 
-WINDOW_SECONDS = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
-QUOTA_LIMITS = frozenset({"rpd", "upd"})
-REQUEST_LIMITS = frozenset({"rpm", "rpd"})
-RATE_LIMITED = Code.RATE_LIMITED
-QUOTA_EXCEEDED = Code.QUOTA_EXCEEDED
+# Final, so that compiled code (setup.py) reads them as constants, not from the module's dict.
+WINDOW_SECONDS: Final = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
+QUOTA_LIMITS: Final = frozenset({"rpd", "upd"})
+REQUEST_LIMITS: Final = frozenset({"rpm", "rpd"})
+RATE_LIMITED: Final = Code.RATE_LIMITED
+QUOTA_EXCEEDED: Final = Code.QUOTA_EXCEEDED
 
 
 # Named tuples, not frozen dataclasses: a verify builds about ten of these, and a frozen
@@ -157,10 +158,13 @@ def _statuses(
     """Per limit name, the tightest of its checks (least remaining, then lowest limit), and the
     refusal if any check refuses: QUOTA_EXCEEDED before RATE_LIMITED. One pass over the checks
     judges and answers, as it runs on every verify; hence the unpacked loop, no helper call."""
+    if len(used) != len(checks):
+        raise ValueError(f"{len(used)} counters for {len(checks)} checks")
     statuses: dict[str, LimitStatus] = {}
     refused_quota = refused_rate = False
-    for (name, _, limit, amount), count in zip(checks, used, strict=True):
-        left = limit - count
+    # By index, not `zip(..., strict=True)`: mypyc compiles this loop into C, not that one.
+    for index, (name, _, limit, amount) in enumerate(checks):
+        left = limit - used[index]
         quota = name in QUOTA_LIMITS
         if left <= 0 if amount == 0 else left < amount:
             if quota:
