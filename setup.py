@@ -18,6 +18,7 @@ COMPILED = [
     "llavero/core/cache.py",
     "llavero/core/keyformat.py",
     "llavero/core/limits.py",
+    "llavero/core/meter.py",
     "llavero/core/verify.py",
 ]
 # The build environment (pyproject.toml, `[build-system]`) holds setuptools and mypy only:
