@@ -22,6 +22,7 @@ PURE_RUN = [
     "tests/core/test_verify_restrictions.py",
     "tests/core/test_cache.py",
     "tests/core/test_keyformat.py",
+    "tests/core/test_meter.py",
     f"{Path(__file__).relative_to(ROOT)}::test_each_compiled_module_is_the_variant_asked_for",
 ]
 
