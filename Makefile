@@ -14,7 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(SERVE_STAMP): $(BIN)/python pyproject.toml constraints.txt
+# The install compiles the verify hot path with mypyc (setup.py): built again when the core
+# changes, else the extensions would run the old code (tests/core/test_compiled.py tells).
+$(SERVE_STAMP): $(BIN)/python pyproject.toml constraints.txt setup.py $(wildcard llavero/core/*.py)
 	$(PIP_INSTALL) -e .
 	touch $(SERVE_STAMP)
 

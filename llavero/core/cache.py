@@ -30,7 +30,9 @@ T = TypeVar("T")
 MAX_SHARED: Final = 100_000  # distinct shared values kept; past that the table starts over
 
 
-@dataclass(slots=True)
+# No `slots=True`: mypyc compiles a slotted dataclass as a plain Python class, and its own
+# (native) class is as small, a C struct. The pure-Python fallback pays a `__dict__`.
+@dataclass
 class KeyRecord:
     """What verify needs to know of one key string, with what it computes from it done once:
     restrictions compiled and the checks of a verify of cost 0 built."""

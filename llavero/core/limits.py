@@ -21,18 +21,19 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, TypedDict
 
 from llavero.core import text
 from llavero.core.codes import Code
 from llavero.core.plans import LIMIT_NAMES, MAX_LIMIT, Plan
 from llavero.errors import InvalidArgument
 
-WINDOW_SECONDS = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
-QUOTA_LIMITS = frozenset({"rpd", "upd"})
-REQUEST_LIMITS = frozenset({"rpm", "rpd"})
-RATE_LIMITED = Code.RATE_LIMITED
-QUOTA_EXCEEDED = Code.QUOTA_EXCEEDED
+# Final, so that compiled code (setup.py) reads them as constants, not from the module's dict.
+WINDOW_SECONDS: Final = {"rpm": 60, "rpd": 86400, "upm": 60, "upd": 86400}
+QUOTA_LIMITS: Final = frozenset({"rpd", "upd"})
+REQUEST_LIMITS: Final = frozenset({"rpm", "rpd"})
+RATE_LIMITED: Final = Code.RATE_LIMITED
+QUOTA_EXCEEDED: Final = Code.QUOTA_EXCEEDED
 
 
 # Named tuples, not frozen dataclasses: a verify builds about ten of these, and a frozen
@@ -44,7 +45,10 @@ class Check(NamedTuple):
     amount: int
 
 
-class LimitStatus(NamedTuple):
+class LimitStatus(TypedDict):
+    """One limit of an answer, in the shape the answer carries it (`VerifyResult.limits`, the
+    API's `limits`): built so by `_decide`, rather than as a tuple turned into a dict later."""
+
     limit: int
     remaining: int
     reset_seconds: int
@@ -118,18 +122,6 @@ def checks_for(
     return checks
 
 
-def limit_dicts(statuses: Mapping[str, LimitStatus]) -> dict[str, dict[str, int]]:
-    """The `limits` of an answer: `{"rpm": {"limit", "remaining", "reset_seconds"}, ...}`."""
-    return {
-        name: {
-            "limit": status.limit,
-            "remaining": status.remaining,
-            "reset_seconds": status.reset_seconds,
-        }
-        for name, status in statuses.items()
-    }
-
-
 def window_end(name: str, now: float) -> int:
     """End of the epoch-aligned window holding `now`: the next minute, or the next UTC midnight."""
     length = WINDOW_SECONDS[name]
@@ -142,25 +134,18 @@ def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume
     The rule: a check refuses when `used + amount > limit`, and a zero-unit check once the
     quota is spent (`used >= limit`). A day window never ends before the minute window holding
     the same instant, so when a daily limit refuses, the day's reset is the longest wait."""
-    refused_quota = refused_rate = False
-    for (name, _, limit, amount), count in zip(checks, used, strict=True):
-        if count >= limit if amount == 0 else count + amount > limit:
-            if name in QUOTA_LIMITS:
-                refused_quota = True
-            else:
-                refused_rate = True
     # Seconds until the window holding `now` ends, `ceil(end - now)`: as the windows end on
     # whole seconds, that is `end - floor(now)`, always at least 1.
     second = int(now)
     minute_reset = 60 - second % 60
     day_reset = 86400 - second % 86400
-    if not (refused_quota or refused_rate):
-        statuses = _statuses(checks, used, minute_reset, day_reset, consume)
+    statuses, refusal = _statuses(checks, used, minute_reset, day_reset, consume)
+    if refusal is None:
         return _new_tuple(Decision, (True, None, statuses, None))
-    statuses = _statuses(checks, used, minute_reset, day_reset, False)
-    if refused_quota:
-        return _new_tuple(Decision, (False, QUOTA_EXCEEDED, statuses, day_reset))
-    return _new_tuple(Decision, (False, RATE_LIMITED, statuses, minute_reset))
+    if consume:  # a refused request consumes nothing: it is answered with the counters as they are
+        statuses = _statuses(checks, used, minute_reset, day_reset, False)[0]
+    retry_after = day_reset if refusal is QUOTA_EXCEEDED else minute_reset
+    return _new_tuple(Decision, (False, refusal, statuses, retry_after))
 
 
 # Builds a named tuple without its generated Python `__new__`: a third of `_decide`'s cost.
@@ -169,23 +154,37 @@ _new_tuple: Final = tuple.__new__
 
 def _statuses(
     checks: Sequence[Check], used: Sequence[int], minute_reset: int, day_reset: int, bump: bool
-) -> dict[str, LimitStatus]:
-    """Per limit name, the tightest of its checks: least remaining, then lowest limit. Runs on
-    every verify, hence the unpacked loop and no helper call per check."""
+) -> tuple[dict[str, LimitStatus], Code | None]:
+    """Per limit name, the tightest of its checks (least remaining, then lowest limit), and the
+    refusal if any check refuses: QUOTA_EXCEEDED before RATE_LIMITED. One pass over the checks
+    judges and answers, as it runs on every verify; hence the unpacked loop, no helper call."""
+    if len(used) != len(checks):
+        raise ValueError(f"{len(used)} counters for {len(checks)} checks")
     statuses: dict[str, LimitStatus] = {}
-    for (name, _, limit, amount), count in zip(checks, used, strict=True):
-        remaining = limit - count - amount if bump else limit - count
+    refused_quota = refused_rate = False
+    # By index, not `zip(..., strict=True)`: mypyc compiles this loop into C, not that one.
+    for index, (name, _, limit, amount) in enumerate(checks):
+        left = limit - used[index]
+        quota = name in QUOTA_LIMITS
+        if left <= 0 if amount == 0 else left < amount:
+            if quota:
+                refused_quota = True
+            else:
+                refused_rate = True
+        remaining = left - amount if bump else left
         if remaining < 0:
             remaining = 0
         current = statuses.get(name)
         if (
             current is None
-            or remaining < current[1]
-            or (remaining == current[1] and limit < current[0])
+            or remaining < current["remaining"]
+            or (remaining == current["remaining"] and limit < current["limit"])
         ):
-            reset = day_reset if name in QUOTA_LIMITS else minute_reset
-            statuses[name] = _new_tuple(LimitStatus, (limit, remaining, reset))
-    return statuses
+            reset = day_reset if quota else minute_reset
+            statuses[name] = {"limit": limit, "remaining": remaining, "reset_seconds": reset}
+    if refused_quota:
+        return statuses, QUOTA_EXCEEDED
+    return statuses, RATE_LIMITED if refused_rate else None
 
 
 _NO_COUNTS: Final[dict[str, int]] = {}  # stands in for a window not counted in yet; never written

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from llavero import metrics
 from llavero.config import Settings
 from llavero.core.background import Periodic
@@ -49,6 +51,9 @@ class UsageStore(Protocol):
         """Delete the buckets of each granularity older than its cutoff; returns how many."""
 
 
+# A Python class with compiled methods (setup.py): `llavero.metrics` holds meters in a WeakSet,
+# and mypyc's native classes take no weak references.
+@mypyc_attr(native_class=False)
 class UsageMeter:
     def __init__(self, settings: Settings, clock: Clock, store: UsageStore) -> None:
         self.settings = settings
@@ -60,7 +65,7 @@ class UsageMeter:
         self._last_used: LastUsed = {}
         self._verifies: dict[str, int] = {}
         interval = max(settings.usage_flush_seconds, 0.01)
-        self._thread = Periodic("llavero-usage", interval, self._tick, log)
+        self._flusher = Periodic("llavero-usage", interval, self._tick, log)
         self._next_prune = 0.0
         metrics.USAGE_SOURCES.add(self)
 
@@ -146,11 +151,11 @@ class UsageMeter:
 
     def start(self) -> None:
         """Flush every `usage_flush_seconds` and prune every hour, in a daemon thread."""
-        self._thread.start()
+        self._flusher.start()
 
     def close(self) -> None:
         """Clean shutdown: stop the flusher, then flush everything still buffered."""
-        self._thread.stop()
+        self._flusher.stop()
         try:
             self.flush()
         except Exception:

@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from llavero.core.codes import ANSWERS, DAY_LIMITS, Code
+from llavero.core.limits import LimitStatus
 from llavero.core.verify import VerifyRequest, VerifyResult
 
 MISSING_KEY: Final = "MISSING_KEY"
@@ -131,7 +132,7 @@ def retry_after_seconds(result: VerifyResult) -> int:
     return max([1, *(int(v["reset_seconds"]) for v in spent)])
 
 
-def rate_limit_headers(limits: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+def rate_limit_headers(limits: Mapping[str, LimitStatus]) -> dict[str, str]:
     """`RateLimit-Limit/Remaining/Reset` (IETF draft) of the tightest limit: fewest remaining."""
     if not limits:
         return {}

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from llavero.core.cache import KeyRecord
-from llavero.core.limits import REQUEST_LIMITS, Limiter, checks_for, limit_dicts
+from llavero.core.limits import REQUEST_LIMITS, Limiter, checks_for
 from llavero.core.plans import MAX_LIMIT, Plan
 from llavero.errors import AlreadyExists, InvalidArgument
 from llavero.service import projects, validation
@@ -93,7 +93,7 @@ class UsageReports:
             if self.on_units is not None:
                 self.on_units(report.key_id, report.project, amount, now)
         shown = checks_for(plan, key_limits, report.project, report.key_id, 0)
-        limits = limit_dicts(self.limiter.peek(shown, now).limits)
+        limits = self.limiter.peek(shown, now).limits
         return report.model_copy(update={"limits": limits})
 
     def count_units(self, key: KeyRecord, units_used: int, now: float | None = None) -> None:

@@ -66,7 +66,7 @@ def test_free_project_is_refused_at_rpm_plus_one_until_the_minute_ends(
     again = verify(limiter, T0 + 60)
     assert again.allowed is True
     assert again.limits["rpm"] == LimitStatus(limit=10, remaining=9, reset_seconds=60)
-    assert again.limits["rpd"].remaining == 239
+    assert again.limits["rpd"]["remaining"] == 239
 
 
 def test_remaining_counts_down_and_reset_is_rounded_up(limiter: MemoryLimiter) -> None:
@@ -91,7 +91,7 @@ def test_a_tighter_key_limit_wins_and_applies_to_that_key_only(limiter: MemoryLi
 
     assert results == [True, True, True, False]
     assert other_key.allowed is True
-    assert other_key.limits["rpm"].remaining == 10 - 4
+    assert other_key.limits["rpm"]["remaining"] == 10 - 4
     assert shown.limits["rpm"] == LimitStatus(limit=3, remaining=0, reset_seconds=54)
 
 
@@ -109,9 +109,9 @@ def test_a_refused_hit_consumes_nothing(limiter: MemoryLimiter) -> None:
     after = limiter.peek(checks_for(plan, {}, "proj", "key-a", 0), T0 + 2)
 
     assert refused.allowed is False
-    assert refused.limits["rpm"].remaining == 4
-    assert after.limits["rpm"].remaining == 4
-    assert after.limits["upm"].remaining == 40
+    assert refused.limits["rpm"]["remaining"] == 4
+    assert after.limits["rpm"]["remaining"] == 4
+    assert after.limits["upm"]["remaining"] == 40
     assert verify(limiter, T0 + 3, plan=plan, cost=40).allowed is True
 
 
@@ -123,7 +123,7 @@ def test_units_refuse_when_the_cost_would_pass_the_limit(limiter: MemoryLimiter)
 
     assert [a.allowed for a in answers] == [True, True, False, True, False]
     assert answers[2].code == "RATE_LIMITED"
-    assert answers[3].limits["upm"].remaining == 0
+    assert answers[3].limits["upm"]["remaining"] == 0
     assert answers[4].code == "RATE_LIMITED"
 
 
@@ -159,7 +159,7 @@ def test_rate_limited_when_only_the_minute_is_spent(limiter: MemoryLimiter) -> N
     refused = verify(limiter, T0 + 12, plan=plan)
 
     assert (refused.code, refused.retry_after) == ("RATE_LIMITED", 48)
-    assert refused.limits["rpd"].remaining == 98
+    assert refused.limits["rpd"]["remaining"] == 98
 
 
 def test_add_consumes_past_the_limit_and_remaining_stays_at_zero(limiter: MemoryLimiter) -> None:
@@ -180,8 +180,8 @@ def test_peek_consumes_nothing(limiter: MemoryLimiter) -> None:
 
     peeks = [limiter.peek(checks, T0 + i) for i in range(20)]
 
-    assert all(p.allowed and p.limits["rpm"].remaining == 10 for p in peeks)
-    assert limiter.hit(checks, T0 + 30).limits["upm"].remaining == 250_000 - 5
+    assert all(p.allowed and p.limits["rpm"]["remaining"] == 10 for p in peeks)
+    assert limiter.hit(checks, T0 + 30).limits["upm"]["remaining"] == 250_000 - 5
 
 
 def test_no_checks_means_allowed(limiter: MemoryLimiter) -> None:

@@ -100,7 +100,7 @@ def test_a_tighter_key_limit_wins(limiter: RedisLimiter) -> None:
     other_key = limiter.hit(checks_for(FREE, {}, "proj", "key-b", 0), T0 + 4)
 
     assert results == [True, True, False]
-    assert other_key.limits["rpm"].remaining == 10 - 3
+    assert other_key.limits["rpm"]["remaining"] == 10 - 3
 
 
 @pytest.mark.redis
@@ -112,7 +112,7 @@ def test_a_refused_hit_consumes_nothing(limiter: RedisLimiter) -> None:
     after = limiter.peek(checks_for(plan, {}, "proj", "key-a", 0), T0 + 2)
 
     assert refused.allowed is False
-    assert (after.limits["rpm"].remaining, after.limits["upm"].remaining) == (4, 40)
+    assert (after.limits["rpm"]["remaining"], after.limits["upm"]["remaining"]) == (4, 40)
 
 
 @pytest.mark.redis
@@ -222,7 +222,7 @@ def test_an_unreachable_redis_falls_back_to_memory_and_retries_later(
     assert answers == [True, True, True, False]
     assert errors_during_backoff == 1
     assert errors_count() - before == 2
-    assert (retried.allowed, retried.limits["rpm"].remaining) == (False, 0)
+    assert (retried.allowed, retried.limits["rpm"]["remaining"]) == (False, 0)
     warnings = [r for r in caplog.records if r.name == "llavero.limits"]
     assert len(warnings) == 1
     assert "ConnectionError" in warnings[0].getMessage()
@@ -246,7 +246,7 @@ def test_ahit_counts_in_redis_from_the_event_loop(redis_url: str, prefix: str) -
         limiter.close()
 
     assert sorted(allowed) == [False, False, True, True, True]
-    assert seen.limits["rpm"].remaining == 0
+    assert seen.limits["rpm"]["remaining"] == 0
 
 
 def test_a_dead_redis_is_tried_by_one_caller_per_interval_in_the_event_loop() -> None:
@@ -292,4 +292,4 @@ def test_one_script_call_judges_concurrent_verifies_in_order(redis_url: str, pre
         limiter.close()
 
     assert allowed == [True] * 4 + [False] * 2
-    assert (seen.allowed, seen.limits["upd"].remaining) == (False, 0)
+    assert (seen.allowed, seen.limits["upd"]["remaining"]) == (False, 0)

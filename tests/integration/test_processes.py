@@ -141,7 +141,7 @@ def test_four_processes_on_one_database_allow_a_10_rpm_key_10_requests(
     try:
         plan = llavero.plans.get("free")
         status = llavero.limiter.peek(checks_for(plan, {}, project, key_id, 0), time.time())
-        assert status.limits["rpm"].remaining == 0
+        assert status.limits["rpm"]["remaining"] == 0
     finally:
         llavero.close()
     assert metric(served.base, "llavero_limits_counted_apart") == {"": 0.0}

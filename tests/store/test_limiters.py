@@ -37,9 +37,9 @@ def test_the_database_limiter_is_all_or_nothing(any_llavero: Llavero) -> None:
 
     assert [a.allowed for a in answers] == [True, True, False, False]  # 3 × 40 > upm 100
     assert answers[2].code == "RATE_LIMITED"
-    assert answers[1].limits["upm"].remaining == 20
+    assert answers[1].limits["upm"]["remaining"] == 20
     seen = limiter.peek(checks_for(PLAN, {"rpm": 5}, "proj", "key-a", 0), T0 + 5)
-    assert (seen.limits["rpm"].remaining, seen.limits["upm"].remaining) == (1, 20)
+    assert (seen.limits["rpm"]["remaining"], seen.limits["upm"]["remaining"]) == (1, 20)
 
 
 def test_the_database_limiter_adds_reports_and_refuses_a_spent_quota(any_llavero: Llavero) -> None:
@@ -59,7 +59,9 @@ def test_a_cost_above_the_limit_counts_nothing(any_llavero: Llavero) -> None:
     limiter = DatabaseLimiter(any_llavero.db)
 
     assert not limiter.hit(checks_for(PLAN, {}, "proj", "key-a", 101), T0).allowed
-    assert limiter.peek(checks_for(PLAN, {}, "proj", "key-a", 0), T0).limits["rpm"].remaining == 3
+    assert (
+        limiter.peek(checks_for(PLAN, {}, "proj", "key-a", 0), T0).limits["rpm"]["remaining"] == 3
+    )
 
 
 def hit_many(url: str, hits: int, limit: int = 100, scope: str = "p:race") -> int:
@@ -127,12 +129,12 @@ def test_a_process_spends_its_slice_in_memory_and_gives_back_what_it_left_idle(
 
     for _ in range(20):  # fast: each claim doubles the next slice (1, 1, 2, 4, 8, ...)
         assert limiter.hit(check, T0 + 1).allowed
-    claimed = 1_000 - other.peek(check, T0 + 1).limits["rpm"].remaining
-    shown_here = limiter.peek(check, T0 + 1).limits["rpm"].remaining
+    claimed = 1_000 - other.peek(check, T0 + 1).limits["rpm"]["remaining"]
+    shown_here = limiter.peek(check, T0 + 1).limits["rpm"]["remaining"]
     kept = limiter.give_back()  # not idle yet
     clock[0] += 10
     returned = limiter.give_back()
-    after = other.peek(check, T0 + 1).limits["rpm"].remaining
+    after = other.peek(check, T0 + 1).limits["rpm"]["remaining"]
 
     assert claimed == 1 + 1 + 2 + 4 + 8 + 16  # the rows count the slices handed out
     assert shown_here == 1_000 - 20  # its own unspent slice is not use

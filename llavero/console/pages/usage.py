@@ -228,10 +228,10 @@ def _limits(current: web.Page, usage: Usage) -> list[dict[str, Any]]:
                 "key": None if key_limit is None else format_decimal(key_limit, locale=lang),
                 "remaining": None
                 if status is None
-                else format_decimal(status.remaining, locale=lang),
+                else format_decimal(status["remaining"], locale=lang),
                 "resets": None
                 if status is None
-                else format_timedelta(status.reset_seconds, locale=lang),
+                else format_timedelta(status["reset_seconds"], locale=lang),
             }
         )
     return rows
