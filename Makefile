@@ -16,13 +16,16 @@ $(BIN)/python:
 
 # The install compiles the verify hot path with mypyc (setup.py): built again when the core
 # changes, else the extensions would run the old code (tests/core/test_compiled.py tells).
-$(SERVE_STAMP): $(BIN)/python pyproject.toml constraints.txt setup.py $(wildcard llavero/core/*.py)
+INSTALL_INPUTS := $(BIN)/python pyproject.toml constraints.txt setup.py $(wildcard llavero/core/*.py)
+
+$(SERVE_STAMP): $(INSTALL_INPUTS)
 	$(PIP_INSTALL) -e .
 	touch $(SERVE_STAMP)
 
-$(TEST_STAMP): $(SERVE_STAMP)
+# The test install holds all that serving needs, so it stands for both: one compile, not two.
+$(TEST_STAMP): $(INSTALL_INPUTS)
 	$(PIP_INSTALL) -e '.[test]'
-	touch $(TEST_STAMP)
+	touch $(SERVE_STAMP) $(TEST_STAMP)
 
 # What serving needs, and nothing of the test toolchain.
 install-serve: $(SERVE_STAMP) catalogs

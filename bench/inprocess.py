@@ -18,29 +18,37 @@ time of the calling thread (`time.thread_time`), not the wall clock: on a shared
 wall clock also counts whatever else ran meanwhile.
 
 *steps* times each step of a cached verify on its own (best of `STEP_REPEATS` × `--calls`), so
-the report says where the microseconds go; *profile* is cProfile's top functions of the same
-verifies by their own time (`top_functions`), printed by `make bench` when the target is missed.
+the report says where the microseconds go, and last one whole `POST /v1/keys:verify` through
+the ASGI app `llavero serve` runs (`http_request_cost`: the fast path, its access line queued),
+with no server: what Llavero's own Python costs an HTTP verify; *profile* is cProfile's top
+functions of the same verifies by their own time (`top_functions`), printed by `make bench`
+when the target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import json
+import os
 import pstats
 import statistics
 import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.scenarios import ROOMY_PLANS
+from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core import keyformat
 from llavero.core.cache import KeyRecord
 from llavero.core.verify import VerifyRequest
+from llavero.edges.access_log import AccessLogWriter
 from llavero.service import Actor, Llavero
 
 TARGET = 3.0
@@ -81,12 +89,59 @@ def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str
         ),
         "whole verify": lambda: verifier.verify(request),
     }
-    return {
+    costs = {
         name: min(timeit.repeat(step, number=calls, repeat=STEP_REPEATS, timer=time.thread_time))
         / calls
         * 1e6
         for name, step in steps.items()
     }
+    costs[HTTP_STEP] = http_request_cost(llavero, request, calls)
+    return costs
+
+
+HTTP_STEP = "one HTTP verify through the ASGI app, no server (`create_app`, fast path, access log)"
+
+
+def http_request_cost(llavero: Llavero, request: VerifyRequest, calls: int) -> float:
+    """µs of CPU per `POST /v1/keys:verify` handed straight to the app, best of STEP_REPEATS."""
+    token = llavero.tokens.create(Actor.system("bench"), ["keys:verify"]).token
+    with open(os.devnull, "wb") as devnull:
+        app = create_app(llavero, access_log=AccessLogWriter(devnull))
+        body = json.dumps({"key": request.key, "ip": request.ip}).encode()
+        headers = [
+            (b"host", b"127.0.0.1"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        statuses: list[int] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async def timed(count: int) -> float:
+            started = time.thread_time()
+            for _ in range(count):
+                scope = {"type": "http", "http_version": "1.1", "method": "POST",
+                         "path": "/v1/keys:verify", "raw_path": b"/v1/keys:verify",
+                         "query_string": b"", "root_path": "", "headers": headers,
+                         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+                         "scheme": "http", "state": {}}  # fmt: skip
+                await app(scope, receive, send)
+            return (time.thread_time() - started) / count
+
+        async def best() -> float:
+            await timed(2)  # the route authenticates the token; the fast path answers after
+            return min([await timed(calls) for _ in range(STEP_REPEATS)])
+
+        seconds = asyncio.run(best())
+    if set(statuses) != {200}:
+        raise SystemExit(f"a bench HTTP verify answered {sorted(set(statuses))}")
+    return seconds * 1e6
 
 
 def restricted_keys(scratch: Path, count: int) -> tuple[Llavero, list[str]]:

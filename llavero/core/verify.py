@@ -9,7 +9,6 @@ database). Readable top to bottom on purpose: `Verifier.verify` is the whole dec
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
@@ -28,20 +27,35 @@ if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
 
 
-# Frozen dataclasses without `slots=True`, which would keep mypyc from compiling them into
-# native classes (built in C, not by a generated `__init__` setting each field in turn).
-@dataclass(frozen=True)
 class VerifyRequest:
-    key: str
-    ip: str | None = None
-    referrer: str | None = None
-    android_package: str | None = None
-    android_cert: str | None = None
-    ios_bundle_id: str | None = None
-    service: str | None = None
-    method: str | None = None
-    environment: str | None = None
-    cost: int = 0
+    """What a verify is asked: the key string, the request context, the cost in units. A plain
+    class, like `VerifyResult`: a frozen dataclass's `__init__` set each field through
+    `object.__setattr__`, more than half of reading a verify body (bench/notes.md, item 11).
+    Read-only to mypy (`Final`); its default repr shows no key."""
+
+    def __init__(
+        self,
+        key: str,
+        ip: str | None = None,
+        referrer: str | None = None,
+        android_package: str | None = None,
+        android_cert: str | None = None,
+        ios_bundle_id: str | None = None,
+        service: str | None = None,
+        method: str | None = None,
+        environment: str | None = None,
+        cost: int = 0,
+    ) -> None:
+        self.key: Final = key
+        self.ip: Final = ip
+        self.referrer: Final = referrer
+        self.android_package: Final = android_package
+        self.android_cert: Final = android_cert
+        self.ios_bundle_id: Final = ios_bundle_id
+        self.service: Final = service
+        self.method: Final = method
+        self.environment: Final = environment
+        self.cost: Final = cost
 
     @classmethod
     def for_context(

@@ -3,7 +3,7 @@ exactly its fields."""
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 
 from llavero.api.schemas import RestrictionTestBody
 from llavero.api.verification import VerifyBody
@@ -12,7 +12,7 @@ from llavero.core.verify import VerifyRequest
 
 
 def test_verify_takes_the_key_the_context_and_the_cost() -> None:
-    names = tuple(field.name for field in dataclasses.fields(VerifyRequest))
+    names = tuple(inspect.signature(VerifyRequest).parameters)
     assert names == ("key", *context.NAMES, "cost")
 
 
