@@ -94,7 +94,7 @@ class VerifyFastPath:
             await send({"type": "http.response.body", "body": payload})
             status = 200
         if self._log is not None:
-            self._log((wall, scope, status, time.perf_counter() - started))
+            self._log(wall, scope, status, time.perf_counter() - started)
 
     async def _unexpected(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         """The API's 500, with the headers the layers behind us give every other answer."""

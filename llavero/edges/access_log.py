@@ -35,8 +35,11 @@ QUEUE_LIMIT = 100_000
 CHUNK = 256  # lines formatted and written between two turns of the GIL (~0.5 ms of work)
 LINE = '[%s] %s - "%s %s HTTP/%s" %d %.3f\n'
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-# What an entry holds: wall-clock start, the request's scope, status, seconds taken.
-Entry = tuple[float, Scope, int, float]
+# What an entry holds: wall-clock start, client address, method, path, HTTP version, status,
+# seconds taken. Strings and numbers only, never the scope: thousands of scopes kept alive
+# until the next flush each survived the collector's youngest generation and were walked
+# again in the older ones, about 8 µs a request on the event loop (bench/notes.md, item 11).
+Entry = tuple[float, str, str, str, str, int, float]
 
 
 class AccessLog:
@@ -67,7 +70,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.writer.log((wall, scope, status, time.perf_counter() - started))
+            self.writer.log(wall, scope, status, time.perf_counter() - started)
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         async def send_closing(message: Message) -> None:
@@ -84,7 +87,7 @@ class AccessLogWriter:
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self.stream = stream or sys.stdout.buffer
         self.queue: deque[Entry] = deque(maxlen=QUEUE_LIMIT)
-        self.log = self.queue.append  # queue one entry: all a request pays in the event loop
+        self._queue_entry = self.queue.append
         self._stopped = threading.Event()
         self._stamp_second, self._stamp = -1, ""
         self._thread = threading.Thread(target=self._run, name="llavero-access-log", daemon=True)
@@ -115,17 +118,26 @@ class AccessLogWriter:
                 pass
             time.sleep(0)  # the event loop's turn, if it is waiting for the GIL
 
-    def _line(self, wall: float, scope: Scope, status: int, seconds: float) -> str:
+    def log(self, wall: float, scope: Scope, status: int, seconds: float) -> None:
+        """Queue the entry of one answered request: all a request pays in the event loop."""
         client = scope.get("client")
-        return LINE % (
-            self._time(wall),
-            client[0] if client else "-",
-            scope.get("method", "-"),
-            scope["path"],
-            scope.get("http_version", "1.1"),
-            status,
-            seconds * 1000,
+        self._queue_entry(
+            (
+                wall,
+                client[0] if client else "-",
+                scope.get("method", "-"),
+                scope["path"],
+                scope.get("http_version", "1.1"),
+                status,
+                seconds,
+            )
         )
+
+    def _line(
+        self, wall: float, client: str, method: str, path: str, version: str, status: int,
+        seconds: float,
+    ) -> str:  # fmt: skip
+        return LINE % (self._time(wall), client, method, path, version, status, seconds * 1000)
 
     def _time(self, wall: float) -> str:
         """granian's time stamp (local time, to the second), formatted once a second."""
