@@ -169,10 +169,11 @@ class DatabaseLimiter:
 
     def _hit(self, checks: Sequence[Check], now: float) -> Decision:
         """Claim what the held slices lack, then spend. Should another thread of this process
-        spend the claim first, or a refusal's counters turn out to pass, try again."""
-        for _ in range(ATTEMPTS):
+        spend the claim first, or a refusal's counters turn out to pass, try again; the last
+        attempt claims the request's own units, which no other thread can spend first."""
+        for attempt in range(ATTEMPTS):
             try:
-                decided = self._claim(checks, now)
+                decided = self._claim(checks, now, whole=attempt == ATTEMPTS - 1)
             except Refused:
                 with self._transaction() as cursor:
                     counts = self._read(cursor, checks, now)
@@ -195,14 +196,15 @@ class DatabaseLimiter:
             code=Code.RATE_LIMITED, retry_after=1
         )
 
-    def _claim(self, checks: Sequence[Check], now: float) -> Decision | None:
-        """One transaction: a slice for every check whose held units fall short, then a look
-        at the zero-unit counters; Refused (all rolled back) if any check cannot pass. Then
-        the answer, spent under the same lock as the claim is added, so no other thread of the
-        process can take it first (None if one spent what the request did not claim)."""
+    def _claim(self, checks: Sequence[Check], now: float, *, whole: bool) -> Decision | None:
+        """One transaction: a slice for every check whose held units fall short (`whole`: for
+        every check, its whole amount), then a look at the zero-unit counters; Refused (all
+        rolled back) if any check cannot pass. Then the answer, spent under the same lock as
+        the claim is added, so no other thread of the process can take it first (None if one
+        spent held units the request counted on but did not claim)."""
         with self._lock:
             self._drop_ended_leases(now)
-            wanted = [self._wanted(check, now) for check in checks]
+            wanted = [self._wanted(check, now, whole) for check in checks]
         bump = self._sql(BUMP)
         claimed: list[tuple[Check, int, int]] = []  # (check, units claimed, row's count after)
         with self._transaction() as cursor:
@@ -239,10 +241,11 @@ class DatabaseLimiter:
             self._saw(zero, now, counts)
             return self._spend(checks, now)
 
-    def _wanted(self, check: Check, now: float) -> tuple[int, int]:
-        """Units the held slice lacks for `check`, and the slice to claim for them."""
+    def _wanted(self, check: Check, now: float, whole: bool) -> tuple[int, int]:
+        """Units the held slice lacks for `check` (all of them if `whole`: other threads may
+        spend what is held before this claim commits), and the slice to claim for them."""
         lease = self._lease(check, now)
-        need = check.amount - lease.held
+        need = check.amount if whole else check.amount - lease.held
         if check.amount == 0 or need <= 0:
             return 0, 0
         share = max(0, check.limit - lease.seen) // SHARE
