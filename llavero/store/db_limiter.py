@@ -204,7 +204,7 @@ class DatabaseLimiter:
         spent held units the request counted on but did not claim)."""
         with self._lock:
             self._drop_ended_leases(now)
-            wanted = [self._wanted(check, now, whole) for check in checks]
+            wanted = [self._wanted(check, now, whole=whole) for check in checks]
         bump = self._sql(BUMP)
         claimed: list[tuple[Check, int, int]] = []  # (check, units claimed, row's count after)
         with self._transaction() as cursor:
@@ -241,7 +241,7 @@ class DatabaseLimiter:
             self._saw(zero, now, counts)
             return self._spend(checks, now)
 
-    def _wanted(self, check: Check, now: float, whole: bool) -> tuple[int, int]:
+    def _wanted(self, check: Check, now: float, *, whole: bool) -> tuple[int, int]:
         """Units the held slice lacks for `check` (all of them if `whole`: other threads may
         spend what is held before this claim commits), and the slice to claim for them."""
         lease = self._lease(check, now)
