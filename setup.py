@@ -17,6 +17,7 @@ from setuptools import Extension, setup
 COMPILED = [
     "llavero/core/cache.py",
     "llavero/core/keyformat.py",
+    "llavero/core/leases.py",
     "llavero/core/limits.py",
     "llavero/core/meter.py",
     "llavero/core/verify.py",

@@ -67,6 +67,9 @@ class NoLimits:
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         return self.ALLOWED
 
+    def hit_held(self, checks: Sequence[Check], now: float) -> Decision:
+        return self.ALLOWED
+
     def add(self, checks: Sequence[Check], now: float) -> None:
         return None
 

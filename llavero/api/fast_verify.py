@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llavero.api import errors
 from llavero.api.verification import KEY_MAX_LENGTH, MAX_COST, TEXT_MAX_LENGTH, VerifyBody
 from llavero.core.cache import KeyRecord, Missing
-from llavero.core.limits import MemoryLimiter
 from llavero.core.verify import VerifyRequest
 from llavero.edges.access_log import AccessLogWriter
 from llavero.edges.security import HEADERS as SECURITY_HEADERS
@@ -51,10 +50,10 @@ _START_HEADERS: Final = ((b"content-type", b"application/json"), *_EDGE_HEADERS)
 class VerifyFastPath:
     """Answers cached verifies without the framework; passes everything else on unchanged.
 
-    `inline` verifies in the event loop when the limiter is this process's memory (no I/O at
-    all on a cached key). Otherwise the verify is awaited (`Verifier.averify`): the Redis round
-    trip on `redis.asyncio`, so a slow Redis stalls no other request; the database limiter's
-    transaction in a worker thread.
+    A cached verify whose limits this process can answer with no I/O (the memory limiter, the
+    database limiter's held slices) is answered at once (`Verifier.verify_now`). Otherwise it is
+    awaited (`Verifier.averify`): the Redis round trip on `redis.asyncio`, so a slow Redis stalls
+    no other request; the database limiter's claim in a worker thread.
     """
 
     def __init__(
@@ -62,10 +61,9 @@ class VerifyFastPath:
     ) -> None:
         self.app = app
         self._tokens = llavero.tokens
-        self._verify = llavero.verifier.verify
+        self._verify_now = llavero.verifier.verify_now
         self._averify = llavero.verifier.averify
         self._cached = llavero.verifier.cached
-        self._inline = isinstance(llavero.limiter, MemoryLimiter)
         self._log = None if access_log is None else access_log.log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,9 +78,8 @@ class VerifyFastPath:
             return
         request, cached = fast
         try:
-            if self._inline:
-                result = self._verify(request, cached)
-            else:
+            result = self._verify_now(request, cached)
+            if result is None:
                 result = await self._averify(request, cached)
         except Exception as exc:  # in front of every layer: no 500 handler is around us
             await self._unexpected(scope, receive, send, exc)

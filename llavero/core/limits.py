@@ -68,6 +68,10 @@ class Limiter(Protocol):
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
         """`hit` for the event loop: awaits I/O instead of blocking on it."""
 
+    def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """`hit` when this process can answer it with no I/O (its own counters, slices it
+        holds), else None: then `ahit`. A cached verify in the event loop then awaits nothing."""
+
     def add(self, checks: Sequence[Check], now: float) -> None:
         """Consume unconditionally: units learned after the answer (usage:report)."""
 
@@ -219,6 +223,9 @@ class MemoryLimiter:
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
         return self.hit(checks, now)  # no I/O: a few dict operations under a lock
+
+    def hit_held(self, checks: Sequence[Check], now: float) -> Decision:
+        return self.hit(checks, now)
 
     def add(self, checks: Sequence[Check], now: float) -> None:
         with self._lock:

@@ -29,15 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from llavero.core.codes import Code
+from llavero.core.leases import CounterId, Lease, spend
 from llavero.core.limits import (
-    QUOTA_LIMITS,
     Check,
     Decision,
     MemoryLimiter,
@@ -56,28 +55,11 @@ ATTEMPTS = 3
 LEASE_SECONDS: Final = 0.25  # a slice lasts about this long at the rate the process spends
 MAX_SLICE: Final = 4096  # units one claim may take, whatever the rate
 SHARE: Final = 8  # a claim takes at most this fraction of what the window had left
-FRESH_SECONDS: Final = 1.0  # how old a zero-unit check's view of a counter may be
 IDLE_SECONDS: Final = 5.0  # a slice unspent this long goes back to its row
 
 
 class Refused(Exception):
     """A counter would pass its limit: roll the whole hit back."""
-
-
-CounterId = tuple[str, str, int]  # (limit name, scope, window end)
-
-
-@dataclass(slots=True)
-class Lease:
-    """This process's share of one counter: units claimed and not yet spent, the row's count
-    when last seen (every process's claims), and the size of the next claim."""
-
-    held: int = 0
-    seen: int = 0
-    seen_at: float = -1e9
-    claimed_at: float = -1e9
-    spent_at: float = -1e9
-    size: int = 1
 
 
 class DatabaseLimiter:
@@ -101,6 +83,9 @@ class DatabaseLimiter:
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
         decided = self._from_memory(checks, now)
         return decided if decided is not None else self._attempt(checks, now)
+
+    def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
+        return self._from_memory(checks, now)
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
         """`hit` from the event loop. Spending a slice already held is a few dict operations,
@@ -135,28 +120,8 @@ class DatabaseLimiter:
             return self._spend(checks, now)
 
     def _spend(self, checks: Sequence[Check], now: float) -> Decision | None:
-        """Under the lock: the answer from the held slices, spending them if it allows, or
-        None when a claim (or a fresher look at a zero-unit counter) is needed first."""
-        at = self._monotonic()
-        leases, fresh_after = self._leases, at - FRESH_SECONDS
-        minute_end, day_end = window_end("rpm", now), window_end("rpd", now)
-        held: list[Lease] = []
-        for name, scope, _, amount in checks:
-            lease = leases.get((name, scope, day_end if name in QUOTA_LIMITS else minute_end))
-            if (
-                lease is None
-                or lease.held < amount
-                or (amount == 0 and lease.seen_at < fresh_after)
-            ):
-                return None
-            held.append(lease)
-        decision = _decide(checks, [max(0, h.seen - h.held) for h in held], now, consume=True)
-        if decision.allowed:
-            for lease, check in zip(held, checks, strict=True):
-                if check.amount:
-                    lease.held -= check.amount
-                    lease.spent_at = at
-        return decision
+        """Under the lock: the answer from the held slices (`llavero.core.leases.spend`)."""
+        return spend(self._leases, checks, now, self._monotonic())
 
     def _attempt(self, checks: Sequence[Check], now: float) -> Decision:
         try:

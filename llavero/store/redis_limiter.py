@@ -168,6 +168,9 @@ class RedisLimiter:
             return self._fallback.hit(checks, now)
         return _decide(checks, used, now, consume=True)
 
+    def hit_held(self, checks: Sequence[Check], now: float) -> None:
+        return None  # every hit is a round trip to Redis
+
     def add(self, checks: Sequence[Check], now: float) -> None:
         if self._call("add", checks, now) is None:
             self._fallback.add(checks, now)

@@ -265,7 +265,7 @@ def test_the_fast_paths_answers_are_in_the_access_log_like_the_routes(
     with TestClient(app, raise_server_exceptions=False) as client:
         statuses = [post(client, verify_token, body).status_code for _ in range(2)]
         assert llavero.tokens.cached(verify_token) is not None  # the second was the fast path's
-        monkeypatch.setattr(app._front, "_verify", broken)  # type: ignore[attr-defined]
+        monkeypatch.setattr(app._front, "_verify_now", broken)  # type: ignore[attr-defined]
         monkeypatch.setattr(app._front, "_averify", abroken)  # type: ignore[attr-defined]
         statuses.append(post(client, verify_token, body).status_code)
     lines = stream.getvalue().decode().splitlines()
@@ -293,11 +293,11 @@ def test_an_unexpected_error_is_a_spec_500(
 
         cached = llavero.verifier.cached
 
-        def verify(self, request: object, cached: object = None) -> None:
+        def verify_now(self, request: object, cached: object = None) -> None:
             raise RuntimeError("limiter exploded")
 
         async def averify(self, request: object, cached: object = None) -> None:
-            self.verify(request)
+            self.verify_now(request)
 
     monkeypatch.setattr(llavero, "verifier", Broken())
     fast = TestClient(VerifyFastPath(route, llavero))

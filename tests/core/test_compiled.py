@@ -17,6 +17,7 @@ import llavero
 ROOT = Path(__file__).resolve().parents[2]
 # The core tests of the compiled modules, run again on their `.py` files.
 PURE_RUN = [
+    "tests/core/test_leases.py",
     "tests/core/test_limits.py",
     "tests/core/test_verify_limits.py",
     "tests/core/test_verify_restrictions.py",

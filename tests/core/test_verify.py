@@ -4,6 +4,7 @@ the change feed, in another instance on the same database. Runs on SQLite and Po
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -304,3 +305,26 @@ def test_a_token_revoked_behind_llaveros_back_is_refused_after_the_cache_ttl(
     assert any_llavero.tokens.cached(created.token) is None
     with pytest.raises(Unauthenticated):
         any_llavero.tokens.authenticate(created.token)
+
+
+def test_verify_now_leaves_a_verify_needing_a_claim_to_averify_having_spent_nothing(
+    any_llavero: Llavero, admin: Actor, project: str
+) -> None:
+    """The event loop's answer without a coroutine is None while the database limiter holds no
+    slice for the key: nothing counted, nothing metered, so `averify` counts the request once."""
+    verifier = any_llavero.verifier
+    _, key = new_key(any_llavero, admin, project)
+    request = VerifyRequest(key=key)
+    verifier.record(key)  # cached, as the fast path asks for
+    cached = verifier.cached(key)
+    assert cached is not None
+    metered = any_llavero.usage_meter.verify_counts()
+
+    now = verifier.verify_now(request, cached)
+    metered_after = any_llavero.usage_meter.verify_counts()
+    awaited = asyncio.run(verifier.averify(request, cached))
+
+    assert now is None
+    assert metered_after == metered
+    assert awaited.code == "VALID"
+    assert awaited.limits["rpm"]["remaining"] == awaited.limits["rpm"]["limit"] - 1

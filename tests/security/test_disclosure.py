@@ -112,7 +112,7 @@ def test_a_500_of_the_verify_fast_path_carries_every_header(
             raise RuntimeError("a bug")
 
         # in the event loop (memory limiter) or awaited (database and Redis limiters)
-        monkeypatch.setattr(fast_path(client.app), "_verify", broken)
+        monkeypatch.setattr(fast_path(client.app), "_verify_now", broken)
         monkeypatch.setattr(fast_path(client.app), "_averify", abroken)
         response = client.post("/v1/keys:verify", json={"key": key}, headers=headers)
     assert response.status_code == 500

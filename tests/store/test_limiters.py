@@ -119,6 +119,30 @@ def test_two_databases_in_threads_allow_exactly_the_limit_in_total(any_llavero: 
     assert left == 3_000 - during
 
 
+def test_hit_held_answers_from_the_held_slice_only_and_claims_nothing(
+    llavero: Llavero,
+) -> None:
+    """What the event loop asks first (`hit_held`): None with no slice held, and no claim made;
+    once `hit` has claimed slices (1 unit, 1, then 2), the answer from memory, spent there."""
+    limiter, other = DatabaseLimiter(llavero.db), DatabaseLimiter(llavero.db)
+    check = [Check("rpm", "p:held", 1_000, 1)]
+
+    before = limiter.hit_held(check, T0 + 1)
+    claimed_before = 1_000 - other.peek(check, T0 + 1).limits["rpm"]["remaining"]
+    assert all(limiter.hit(check, T0 + 1).allowed for _ in range(3))
+    claimed = 1_000 - other.peek(check, T0 + 1).limits["rpm"]["remaining"]
+    held = limiter.hit_held(check, T0 + 1)
+    claimed_after = 1_000 - other.peek(check, T0 + 1).limits["rpm"]["remaining"]
+
+    assert before is None
+    assert claimed_before == 0
+    assert claimed == 1 + 1 + 2
+    assert held is not None and held.allowed
+    assert held.limits["rpm"]["remaining"] == 1_000 - 4  # four spent, none held any more
+    assert claimed_after == claimed
+    assert limiter.hit_held(check, T0 + 1) is None  # the slice is spent: the next one claims
+
+
 def test_a_process_spends_its_slice_in_memory_and_gives_back_what_it_left_idle(
     llavero: Llavero,
 ) -> None:
