@@ -15,8 +15,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The install compiles the verify hot path with mypyc (setup.py): built again when the core
-# changes, else the extensions would run the old code (tests/core/test_compiled.py tells).
-INSTALL_INPUTS := $(BIN)/python pyproject.toml constraints.txt setup.py $(wildcard llavero/core/*.py)
+# or the fast path changes, else the extensions would run the old code
+# (tests/core/test_compiled.py tells).
+INSTALL_INPUTS := $(BIN)/python pyproject.toml constraints.txt setup.py \
+	$(wildcard llavero/core/*.py) llavero/api/fast_verify.py
 
 $(SERVE_STAMP): $(INSTALL_INPUTS)
 	$(PIP_INSTALL) -e .

@@ -248,6 +248,21 @@ def test_a_body_past_the_limit_is_left_to_the_route_whole() -> None:
     assert received == chunks
 
 
+def break_verifier(monkeypatch: pytest.MonkeyPatch, front: VerifyFastPath) -> None:
+    """A verifier with a bug, as the fast path calls it: its methods replaced on the fast path
+    itself, as the compiled `Verifier` takes no new attributes and the compiled fast path no
+    stand-in verifier (setup.py)."""
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("limiter exploded")
+
+    async def abroken(*_args: object) -> None:
+        broken()
+
+    monkeypatch.setattr(front, "_verify_now", broken)
+    monkeypatch.setattr(front, "_averify", abroken)
+
+
 def test_the_fast_paths_answers_are_in_the_access_log_like_the_routes(
     llavero: Llavero, verify_token: str, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,17 +271,10 @@ def test_the_fast_paths_answers_are_in_the_access_log_like_the_routes(
     app = create_app(llavero, access_log=AccessLogWriter(stream))
     body = b'{"key": "%s"}' % key.encode()
 
-    def broken(*_args: object) -> None:
-        raise RuntimeError("a bug")
-
-    async def abroken(*_args: object) -> None:
-        broken()
-
     with TestClient(app, raise_server_exceptions=False) as client:
         statuses = [post(client, verify_token, body).status_code for _ in range(2)]
         assert llavero.tokens.cached(verify_token) is not None  # the second was the fast path's
-        monkeypatch.setattr(app._front, "_verify_now", broken)  # type: ignore[attr-defined]
-        monkeypatch.setattr(app._front, "_averify", abroken)  # type: ignore[attr-defined]
+        break_verifier(monkeypatch, app._front)  # type: ignore[attr-defined]
         statuses.append(post(client, verify_token, body).status_code)
     lines = stream.getvalue().decode().splitlines()
     assert statuses == [200, 200, 500]
@@ -287,20 +295,9 @@ def test_an_unexpected_error_is_a_spec_500(
     """In front of FastAPI its 500 handler is not around: the fast path gives the same answer."""
     warm(llavero, verify_token, key)
 
-    class Broken:
-        """The verifier with a bug: a stand-in, as the compiled `Verifier` takes no new
-        attributes (setup.py)."""
-
-        cached = llavero.verifier.cached
-
-        def verify_now(self, request: object, cached: object = None) -> None:
-            raise RuntimeError("limiter exploded")
-
-        async def averify(self, request: object, cached: object = None) -> None:
-            self.verify_now(request)
-
-    monkeypatch.setattr(llavero, "verifier", Broken())
-    fast = TestClient(VerifyFastPath(route, llavero))
+    front = VerifyFastPath(route, llavero)
+    break_verifier(monkeypatch, front)
+    fast = TestClient(front)
     answer = post(fast, verify_token, b'{"key": "%s"}' % key.encode())
     assert answer.status_code == 500
     assert answer.json()["error"]["status"] == "INTERNAL"

@@ -15,8 +15,9 @@ import pytest
 import llavero
 
 ROOT = Path(__file__).resolve().parents[2]
-# The core tests of the compiled modules, run again on their `.py` files.
+# The tests of the compiled modules, run again on their `.py` files.
 PURE_RUN = [
+    "tests/api/test_fast_verify.py",
     "tests/core/test_leases.py",
     "tests/core/test_limits.py",
     "tests/core/test_verify_limits.py",

@@ -111,7 +111,7 @@ def test_a_500_of_the_verify_fast_path_carries_every_header(
         async def abroken(*_args: Any, **_kwargs: Any) -> Any:
             raise RuntimeError("a bug")
 
-        # in the event loop (memory limiter) or awaited (database and Redis limiters)
+        # answered at once (`verify_now`) or awaited (a claim, a round trip to Redis)
         monkeypatch.setattr(fast_path(client.app), "_verify_now", broken)
         monkeypatch.setattr(fast_path(client.app), "_averify", abroken)
         response = client.post("/v1/keys:verify", json={"key": key}, headers=headers)
