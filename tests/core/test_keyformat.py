@@ -3,6 +3,8 @@ single-character change, and the parts round-trip; the keyed hash depends on the
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -102,3 +104,17 @@ def test_hash_is_keyed_stable_and_not_the_key(random_part: str) -> None:
 def test_hasher_refuses_a_short_secret() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         keyformat.KeyHasher(b"short")
+
+
+def test_the_stored_hash_is_keyed_blake2b_of_the_key_string() -> None:
+    """Hashes in databases made by any release must still match: keyed BLAKE2b-256 with the
+    BLAKE2b-512 of the secret as its key, whatever the way the hasher computes it."""
+    secret, key = b"a secret of at least 16 bytes", "llv_" + "x" * 38
+    expected = hashlib.blake2b(
+        key.encode(), key=hashlib.blake2b(secret, digest_size=64).digest(), digest_size=32
+    )
+    hasher = keyformat.KeyHasher(secret)
+
+    assert [hasher.hash(key), hasher.hash(key)] == [expected.hexdigest()] * 2
+    assert hasher.digest(key) == expected.digest()
+    assert hasher.hash(key + "y") != expected.hexdigest()
