@@ -81,11 +81,8 @@ class DatabaseLimiter:
         self._flights: Flights[Decision] = Flights()
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
-        decided = self._from_memory(checks, now)
+        decided = self.hit_held(checks, now)
         return decided if decided is not None else self._attempt(checks, now)
-
-    def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
-        return self._from_memory(checks, now)
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
         """`hit` from the event loop. Spending a slice already held is a few dict operations,
@@ -95,7 +92,7 @@ class DatabaseLimiter:
         it (`llavero.store.flights`)."""
         key = None
         while True:
-            decided = self._from_memory(checks, now)
+            decided = self.hit_held(checks, now)
             if decided is not None:
                 return decided
             key = key or tuple(checks)
@@ -109,7 +106,7 @@ class DatabaseLimiter:
         self._threads = self._threads or anyio.CapacityLimiter(VERIFY_THREADS)  # in the loop
         return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
 
-    def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
+    def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer when the database is not to be asked (nothing to count, slices held
         that cover the request, or an outage whose probe is another caller's), or None."""
         if not checks:
@@ -117,7 +114,7 @@ class DatabaseLimiter:
         if self.outage.down:
             return self._fallback.hit(checks, now) if not self.outage.may_try() else None
         with self._lock:
-            return self._spend(checks, now)
+            return spend(self._leases, checks, now, self._monotonic())
 
     def _spend(self, checks: Sequence[Check], now: float) -> Decision | None:
         """Under the lock: the answer from the held slices (`llavero.core.leases.spend`)."""
