@@ -14,6 +14,10 @@ those wraps `send` in one more coroutine, about 2.5 µs a request apiece under g
 (bench/notes.md). So the fast path sends its precomputed headers to the server itself and queues
 its own access line (`AccessLogWriter.log`).
 
+It is compiled with the verify (setup.py, docs/architecture.md "Compiled modules"): on
+granian's event loop it took a sixth less CPU a request than its pure-Python twin
+(bench/notes.md, item 13), which `LLAVERO_PURE_PYTHON=1` still runs.
+
 Anything else goes on, body replayed, to the documented FastAPI route in `llavero.api.verification`:
 an invalid body, an unknown token or a console session, a missing scope, a key not cached yet
 (a database read). So every error answer keeps coming from one place, the route keeps the
