@@ -15,8 +15,8 @@ those wraps `send` in one more coroutine, about 2.5 µs a request apiece under g
 its own access line (`AccessLogWriter.log`).
 
 It is compiled with the verify (setup.py, docs/architecture.md "Compiled modules"): on
-granian's event loop it took a sixth less CPU a request than its pure-Python twin
-(bench/notes.md, item 13), which `LLAVERO_PURE_PYTHON=1` still runs.
+granian's event loop the shipped verify then took about an eighth less CPU a request than
+with this module in pure Python (bench/notes.md, item 13), which `LLAVERO_PURE_PYTHON=1` runs.
 
 Anything else goes on, body replayed, to the documented FastAPI route in `llavero.api.verification`:
 an invalid body, an unknown token or a console session, a missing scope, a key not cached yet
