@@ -270,9 +270,7 @@ class Verifier:
         if isinstance(judged, VerifyResult):
             return judged
         _, now, _, checks = judged
-        decision = self._limiter.hit_held(checks, now) if checks else None
-        if checks and decision is None:
-            decision = await self._limiter.ahit(checks, now)
+        decision = await self._limiter.ahit(checks, now) if checks else None
         return self._answer(request, judged, decision)
 
     def verify_now(
