@@ -81,7 +81,7 @@ class DatabaseLimiter:
         self._flights: Flights[Decision] = Flights()
 
     def hit(self, checks: Sequence[Check], now: float) -> Decision:
-        decided = self.hit_held(checks, now)
+        decided = self._from_memory(checks, now)
         return decided if decided is not None else self._attempt(checks, now)
 
     async def ahit(self, checks: Sequence[Check], now: float) -> Decision:
@@ -92,7 +92,7 @@ class DatabaseLimiter:
         it (`llavero.store.flights`)."""
         key = None
         while True:
-            decided = self.hit_held(checks, now)
+            decided = self._from_memory(checks, now)
             if decided is not None:
                 return decided
             key = key or tuple(checks)
@@ -107,6 +107,12 @@ class DatabaseLimiter:
         return await anyio.to_thread.run_sync(self._attempt, checks, now, limiter=self._threads)
 
     def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
+        """The answer from the slices held, or None; None too while the database is down, as
+        asking the outage here would take its probe from the `ahit` that follows, and no
+        verify answered this way would ever end the outage."""
+        return None if self.outage.down else self._from_memory(checks, now)
+
+    def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer when the database is not to be asked (nothing to count, slices held
         that cover the request, or an outage whose probe is another caller's), or None."""
         if not checks:
@@ -114,7 +120,7 @@ class DatabaseLimiter:
         if self.outage.down:
             return self._fallback.hit(checks, now) if not self.outage.may_try() else None
         with self._lock:
-            return spend(self._leases, checks, now, self._monotonic())
+            return self._spend(checks, now)
 
     def _spend(self, checks: Sequence[Check], now: float) -> Decision | None:
         """Under the lock: the answer from the held slices (`llavero.core.leases.spend`)."""

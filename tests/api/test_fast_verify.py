@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,8 @@ from llavero.core import keyformat
 from llavero.core.clock import FrozenClock
 from llavero.edges.access_log import AccessLogWriter
 from llavero.service import Actor, Llavero
+from llavero.store.db_limiter import DatabaseLimiter
+from llavero.store.outage import BACKOFF_SECONDS, Outage
 
 PATH = "/v1/keys:verify"
 
@@ -336,3 +339,23 @@ def test_a_revoked_token_is_no_longer_answered_here(
     token_id = next(t.id for t in llavero.tokens.list(admin) if t.last4 == verify_token[-4:])
     llavero.tokens.revoke(admin, token_id)
     assert post(fast, verify_token, b'{"key": "%s"}' % key.encode()).status_code == 418
+
+
+def test_after_a_database_outage_the_fast_paths_next_verify_probes_and_ends_it(
+    llavero: Llavero, fast: TestClient, verify_token: str, key: str
+) -> None:
+    """While the database limiter is down, one caller per interval probes the database; a
+    fast-path verify that finds the probe due must be that caller, else verifies answered
+    here would never end the outage (docs/security.md, "A hung or dead database")."""
+    limiter = llavero.limiter
+    assert isinstance(limiter, DatabaseLimiter)
+    clock = [0.0]
+    limiter.outage = Outage("test database", logging.getLogger("test"), monotonic=lambda: clock[0])
+    warm(llavero, verify_token, key)
+    limiter.outage.failed(OSError("gone"))
+    clock[0] += BACKOFF_SECONDS + 1  # the database is back; the next probe is due
+
+    answer = post(fast, verify_token, b'{"key": "%s"}' % key.encode())
+
+    assert answer.status_code == 200 and answer.json()["code"] == "VALID"
+    assert not limiter.outage.down
