@@ -129,7 +129,8 @@ def checks_for(
 def window_end(name: str, now: float) -> int:
     """End of the epoch-aligned window holding `now`: the next minute, or the next UTC midnight."""
     length = WINDOW_SECONDS[name]
-    return (int(now // length) + 1) * length
+    second = int(now)  # integer arithmetic from here: a float's `//` is a libm fmod call
+    return second - second % length + length
 
 
 def _decide(checks: Sequence[Check], used: Sequence[int], now: float, *, consume: bool) -> Decision:

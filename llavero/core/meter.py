@@ -34,6 +34,7 @@ log = logging.getLogger("llavero.usage")
 
 GRANULARITIES: Final[Mapping[str, int]] = {"minute": 60, "hour": 3600, "day": 86400}
 PRUNE_EVERY_SECONDS: Final = 3600.0
+VALID: Final = Code.VALID  # a constant to compiled code (`llavero.core.verify.VALID`)
 
 # (key_id, project_id, minute_start, code) -> [requests, units]
 Deltas = dict[tuple[str, str, int, str], list[int]]
@@ -75,7 +76,8 @@ class UsageMeter:
         self, key_id: str, project_id: str, code: str, units: int, ip: str | None, now: float
     ) -> None:
         """Count one verify of a known key, whatever its code: O(1), no I/O."""
-        bucket = (key_id, project_id, int(now // 60) * 60, code)
+        second = int(now)
+        bucket = (key_id, project_id, second - second % 60, code)
         with self._lock:
             counts = self._pending.get(bucket)
             if counts is None:
@@ -83,7 +85,7 @@ class UsageMeter:
             else:
                 counts[0] += 1
                 counts[1] += units
-            if code == Code.VALID:
+            if code == VALID:
                 self._last_used[key_id] = (now, ip)
             self._verifies[code] = self._verifies.get(code, 0) + 1
 

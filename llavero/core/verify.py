@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from llavero.core.meter import UsageMeter
 
 
+# Final, so that compiled code (setup.py) reads them as constants: an enum member read off its
+# class goes through `EnumType.__getattr__`'s slow attribute hook, ~0.1 µs each, several a verify.
+VALID: Final = Code.VALID
+ACTIVE: Final = State.ACTIVE
+
+
 class VerifyRequest:
     """What a verify is asked: the key string, the request context, the cost in units. A plain
     class, like `VerifyResult`: a frozen dataclass's `__init__` set each field through
@@ -98,11 +104,11 @@ class VerifyResult:
 
     @property
     def valid(self) -> bool:
-        return self.code is Code.VALID
+        return self.code is VALID
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "valid": self.code is Code.VALID,
+            "valid": self.code is VALID,
             "code": self.code,
             "key_id": self.key_id,
             "project": self.project,
@@ -123,7 +129,7 @@ VERDICTS_KEPT: Final = 1024
 
 
 def state_code(record: KeyRecord, now: float) -> Code | None:
-    if record.state != State.ACTIVE:
+    if record.state != ACTIVE:
         return Code(record.state)  # DELETED or DISABLED
     if record.valid_until is not None and now >= record.valid_until:
         return Code.EXPIRED
@@ -327,7 +333,7 @@ class Verifier:
         if decision is not None:
             code, limits = decision.code, decision.limits
         result = VerifyResult(
-            code or Code.VALID,
+            code or VALID,
             record.key_id,
             record.project_id,
             record.plan,

@@ -109,8 +109,12 @@ class DatabaseLimiter:
     def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer from the slices held, or None; None too while the database is down, as
         asking the outage here would take its probe from the `ahit` that follows, and no
-        verify answered this way would ever end the outage."""
-        return None if self.outage.down else self._from_memory(checks, now)
+        verify answered this way would ever end the outage. Every cached verify calls it:
+        one Python frame, the rest compiled (bench/notes.md, item 14)."""
+        if self.outage.down:
+            return None
+        with self._lock:
+            return spend(self._leases, checks, now, self._monotonic())
 
     def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer when the database is not to be asked (nothing to count, slices held
@@ -119,8 +123,7 @@ class DatabaseLimiter:
             return _decide(checks, [], now, consume=True)
         if self.outage.down:
             return self._fallback.hit(checks, now) if not self.outage.may_try() else None
-        with self._lock:
-            return self._spend(checks, now)
+        return self.hit_held(checks, now)
 
     def _spend(self, checks: Sequence[Check], now: float) -> Decision | None:
         """Under the lock: the answer from the held slices (`llavero.core.leases.spend`)."""

@@ -99,14 +99,12 @@ class Explanation:
 class CompiledRestrictions:
     """Restrictions of one key, ready for the hot path; build with `compile_restrictions`."""
 
-    __slots__ = ("_matchers",)
+    __slots__ = ("_matchers", "unrestricted")
 
     def __init__(self, matchers: tuple[tuple[Code, Matcher], ...]) -> None:
         self._matchers = matchers
-
-    @property
-    def unrestricted(self) -> bool:
-        return not self._matchers
+        # An attribute, not a property: every verify reads it, and a property is a Python call.
+        self.unrestricted: Final = not matchers
 
     def check(self, ctx: RequestContext) -> Code | None:
         """None when allowed, else the verify code; the application restriction goes first."""
