@@ -22,7 +22,16 @@ Extras = dict[str, Any]
 NOTES = Path(__file__).with_name("notes.md")
 # Every section a run may write; a run that skips some does not keep their stale copies.
 HARNESS_SECTIONS = frozenset(
-    {"Machine", "Method", "Targets", "Ratios", "Scenarios", "In-process verify", "Scale"}
+    {
+        "Machine",
+        "Method",
+        "Targets",
+        "Ratios",
+        "Scenarios",
+        "In-process verify",
+        "Instructions per verify",
+        "Scale",
+    }
 )
 INPROCESS_TARGET = 3.0
 CACHED_KEY_TARGET = 512.0  # bytes, with 1,000,000 keys cached (the default cache size)
@@ -258,6 +267,36 @@ def inprocess_rows(figures: Any) -> list[str]:
     ]
 
 
+INSTRUCTION_ROWS = {
+    "http": "`POST /v1/keys:verify` through the app `llavero serve` runs, no server",
+    "bare": "the same loop and messages, handed to the bare ASGI app",
+    "llavero_http": "Llavero's own part of an HTTP verify (the two above apart)",
+    "verify": "`Verifier.verify`, as `bench.inprocess` times it",
+    "floor": "keyed hash + dict lookup",
+}
+
+
+def instruction_rows(figures: Any) -> list[str]:
+    """`bench.instructions`: callgrind's counts, the same whatever else the machine runs."""
+    if not isinstance(figures, dict):
+        return [f"Not measured: {figures}."]
+    command = "`.venv-bench/bin/python -m bench.instructions`"
+    return [
+        "Counted by callgrind (`bench/instructions.py` says how): unlike the times above, "
+        "these do not move with the machine's load, so they show whether a change made "
+        "Llavero's own work smaller.",
+        "",
+        "| what | instructions a call | reproduce |",
+        "| --- | ---: | --- |",
+        *(
+            f"| {label} | {figures[name]:,.0f} | {command} |"
+            for name, label in INSTRUCTION_ROWS.items()
+        ),  # fmt: skip
+        f"| HTTP verify / bare app, in process | {figures['http_over_bare']:.2f} × | {command} |",
+        f"| verify / floor | {figures['verify_over_floor']:.2f} × | {command} |",
+    ]
+
+
 def scale_rows(figures: Any) -> list[str]:
     if not isinstance(figures, list):
         return [f"Not measured: {figures}."]
@@ -285,6 +324,8 @@ def scale_rows(figures: Any) -> list[str]:
 def print_extras(extras: Extras) -> None:
     if "inprocess" in extras:
         print("\n" + "\n".join(inprocess_rows(extras["inprocess"])))
+    if "instructions" in extras:
+        print("\n" + "\n".join(instruction_rows(extras["instructions"])))
     if "scale" in extras:
         print("\n" + "\n".join(scale_rows(extras["scale"])))
 
@@ -352,6 +393,9 @@ def write_report(
     ]
     if "inprocess" in extras:
         lines += ["## In-process verify", "", *inprocess_rows(extras["inprocess"]), ""]
+    if "instructions" in extras:
+        rows = instruction_rows(extras["instructions"])
+        lines += ["## Instructions per verify", "", *rows, ""]
     if "scale" in extras:
         lines += ["## Scale", "", *scale_rows(extras["scale"]), ""]
     if NOTES.exists():

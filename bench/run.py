@@ -249,11 +249,12 @@ def print_summary(outcomes: dict[str, Outcome], verdicts: Sequence[Verdict]) -> 
 
 
 # Measured in process, not over HTTP: each writes its figures as JSON for the report.
-IN_PROCESS = ("inprocess", "scale")
+IN_PROCESS = ("inprocess", "instructions", "scale")
 SCALE_KEYS = 1_000_000
 TIMEOUT_S = 1800  # a million keys into two databases, on a loaded machine
 QUICK_ARGS = {
     "inprocess": ["--rounds", "1", "--calls", "5000"],
+    "instructions": ["--calls", "500"],
     "scale": ["--keys", "20000"],
 }
 

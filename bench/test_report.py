@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import profile, report, run, wrk
+from bench import instructions, profile, report, run, wrk
 
 
 def outcome(name: str, *rates: float) -> run.Outcome:
@@ -60,9 +60,13 @@ def test_the_report_has_the_targets_and_keeps_sections_it_does_not_write(tmp_pat
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Gateway\n\nkept figures\n\n## Targets\n\nstale\n")
     verdicts = [run.judge(c, OUTCOMES) for c in run.COMPARISONS if c.subject in OUTCOMES]
-    extras = {"inprocess": INPROCESS, "scale": SCALE}
+    counts = {"http": 100_000.0, "bare": 12_500.0, "verify": 30_000.0, "floor": 7_500.0}
+    extras = {"inprocess": INPROCESS, "scale": SCALE, "instructions": instructions.figures(counts)}
     report.write_report(out, OUTCOMES, verdicts, rows(), extras, run.QUICK, ["--quick"])
     text = out.read_text()
+    assert "| Llavero's own part of an HTTP verify (the two above apart) | 87,500 |" in text
+    assert "| HTTP verify / bare app, in process | 8.00 × |" in text
+    assert "| verify / floor | 4.00 × |" in text
     assert "| in-process cached verify / keyed hash + dict lookup | 4.00 | ≤ 3 | MISS |" in text
     assert "```text\n50.0 %  _decide\n```" in text
     assert "kept figures" in text and "stale" not in text
