@@ -109,12 +109,11 @@ class DatabaseLimiter:
     def hit_held(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer from the slices held, or None; None too while the database is down, as
         asking the outage here would take its probe from the `ahit` that follows, and no
-        verify answered this way would ever end the outage. Every cached verify calls it:
-        one Python frame, the rest compiled (bench/notes.md, item 14)."""
+        verify answered this way would ever end the outage."""
         if self.outage.down:
             return None
         with self._lock:
-            return spend(self._leases, checks, now, self._monotonic())
+            return self._spend(checks, now)
 
     def _from_memory(self, checks: Sequence[Check], now: float) -> Decision | None:
         """The answer when the database is not to be asked (nothing to count, slices held

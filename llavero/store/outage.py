@@ -38,13 +38,14 @@ class Outage:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._down_since: float | None = None
-        # Whether `_down_since` is set, kept beside it: read by every verify, and a property
-        # there was a Python call each time (bench/notes.md, item 14).
-        self.down = False
         self._retry_at = 0.0
         self._last_summary = 0.0
         self._fallbacks = 0
         self._failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
 
     def may_try(self) -> bool:
         """Whether this caller may call the backend now; False means: use the fallback.
@@ -74,7 +75,6 @@ class Outage:
             self._fallbacks += 1
             if self._down_since is None:
                 self._down_since = self._last_summary = now
-                self.down = True
                 message = "%s failed (%s); using in-process counters, one retry every %.0f s"
                 self._log.warning(message, self._backend, type(error).__name__, self._backoff)
                 return
@@ -101,7 +101,6 @@ class Outage:
             lasted = self._monotonic() - self._down_since
             fallbacks = self._fallbacks
             self._down_since = None
-            self.down = False
             self._fallbacks = self._failures = 0
         self._log.info(
             "%s is back after %.0f s (%d answers came from in-process counters); "
