@@ -20,19 +20,17 @@ wall clock also counts whatever else ran meanwhile.
 *steps* times each step of a cached verify on its own (best of `STEP_REPEATS` × `--calls`), so
 the report says where the microseconds go, and last one whole `POST /v1/keys:verify` through
 the ASGI app `llavero serve` runs (`http_request_cost`: the fast path, its access line queued),
-with no server: what Llavero's own Python costs an HTTP verify; *profile* is cProfile's top
-functions of the same verifies by their own time (`top_functions`), printed by `make bench`
-when the target is missed.
+with no server: what Llavero's own Python costs an HTTP verify. The steps are what `make bench`
+prints when the target is missed (cProfile sees nothing inside the compiled verify;
+`bench.instructions` counts the same steps in instructions).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import json
 import os
-import pstats
 import statistics
 import sys
 import tempfile
@@ -48,7 +46,7 @@ from llavero.application import create_app
 from llavero.config import Settings
 from llavero.core import keyformat
 from llavero.core.cache import KeyRecord
-from llavero.core.verify import VerifyRequest
+from llavero.core.verify import VALID, VerifyRequest
 from llavero.edges.access_log import AccessLogWriter
 from llavero.service import Actor, Llavero
 
@@ -67,18 +65,17 @@ def seconds_per_call(call: Callable[[int], object], calls: int) -> float:
     return (time.thread_time() - started) / calls
 
 
-def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str, float]:
-    """µs per call of each step `Verifier.verify` takes for a cached, restricted key."""
+def steps(llavero: Llavero, request: VerifyRequest) -> dict[str, Callable[[], object]]:
+    """Each step `Verifier.verify` takes for a cached, restricted key, as a call of its own
+    (also counted in instructions by `bench.instructions`)."""
     verifier = llavero.verifier
     record = verifier.record(request.key)
     assert isinstance(record, KeyRecord)
     now = llavero.ctx.clock.time()
     meter, prefix = llavero.usage_meter, llavero.ctx.key_prefix
-    steps: dict[str, Callable[[], object]] = {
+    return {
         "keyed hash + cache lookup (`Verifier.cached`)": lambda: verifier.cached(request.key),
-        "key checksum (only on a cache miss)": lambda: keyformat.is_well_formed(
-            request.key, prefix
-        ),
+        CHECKSUM_STEP: lambda: keyformat.is_well_formed(request.key, prefix),
         "state, environment and restrictions (`refusal`)": lambda: verifier.refusal(
             record, request, now
         ),
@@ -86,15 +83,23 @@ def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str
             record.checks, now
         ),
         "usage meter (`UsageMeter.record`)": lambda: meter.record(
-            record.key_id, record.project_id, "VALID", 0, request.ip, now
+            record.key_id, record.project_id, VALID, 0, request.ip, now
         ),
-        "whole verify": lambda: verifier.verify(request),
+        WHOLE_VERIFY: lambda: verifier.verify(request),
     }
+
+
+WHOLE_VERIFY = "whole verify"
+CHECKSUM_STEP = "key checksum (only on a cache miss)"
+
+
+def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str, float]:
+    """µs per call of each step of `steps`, and of one HTTP verify."""
     costs = {
         name: min(timeit.repeat(step, number=calls, repeat=STEP_REPEATS, timer=time.thread_time))
         / calls
         * 1e6
-        for name, step in steps.items()
+        for name, step in steps(llavero, request).items()
     }
     costs[HTTP_STEP] = http_request_cost(llavero, request, calls)
     return costs
@@ -189,20 +194,6 @@ def restricted_keys(scratch: Path, count: int) -> tuple[Llavero, list[str]]:
     return llavero, keys
 
 
-def top_functions(call: Callable[[int], object], calls: int, top: int = 10) -> list[str]:
-    """cProfile's `top` functions of `calls` calls by their share of the own time."""
-    profiler = cProfile.Profile()
-    profiler.runcall(lambda: [call(index) for index in range(calls)])
-    stats = pstats.Stats(profiler)
-    rows = stats.stats  # type: ignore[attr-defined]  # {(file, line, name): (cc, nc, tt, ct, _)}
-    total = sum(row[2] for row in rows.values())
-    ranked = sorted(rows.items(), key=lambda item: item[1][2], reverse=True)[:top]
-    return [
-        f"{100 * own / total:5.1f} %  {name} ({Path(file).name}:{line})"
-        for (file, line, name), (_, _, own, _, _) in ranked
-    ]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -245,7 +236,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
         steps = step_costs(llavero, requests[0], args.calls // 5)
-        profile = top_functions(one_verify, args.calls // 5)
         llavero.close()
         llavero.db.dispose()
 
@@ -255,11 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio": statistics.median(ratios),
         "target": TARGET,
         "steps_us": steps,
-        "profile": profile,
     }
     for name, cost in steps.items():
         print(f"{cost:8.2f} µs  {name}")
-    print("\ncProfile, top functions by own time:", *profile, sep="\n  ")
     print(
         f"\nverify {figures['verify_us']:.2f} µs/call, keyed hash + dict lookup "
         f"{figures['floor_us']:.2f} µs/call: ratio {figures['ratio']:.2f} "

@@ -38,6 +38,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Final
 
 from bench.inprocess import VALID_ANSWER, asgi_verifies, restricted_keys
 from bench.peers import bare_asgi
@@ -125,8 +126,8 @@ def counting(on: bool) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def instructions(scenario: str, calls: int, workdir: Path) -> int:
-    """Instructions callgrind counted while `scenario` made `calls` calls."""
+def instructions(scenario: str, calls: int, workdir: Path) -> Path:
+    """Run `scenario` for `calls` calls under callgrind: its output file."""
     out = workdir / f"{scenario}-{calls}.callgrind"
     argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
             f"--callgrind-out-file={out}", sys.executable, "-m", "bench.instructions",
@@ -135,7 +136,7 @@ def instructions(scenario: str, calls: int, workdir: Path) -> int:
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{scenario} under callgrind failed:\n{done.stderr[-2000:]}")
-    return totals(out.read_text())
+    return out
 
 
 def totals(callgrind_out: str) -> int:
@@ -146,18 +147,99 @@ def totals(callgrind_out: str) -> int:
     raise ValueError("no totals line in the callgrind output")
 
 
-def per_call(scenario: str, calls: int, workdir: Path) -> float:
-    first = instructions(scenario, calls, workdir)
-    return (instructions(scenario, 3 * calls, workdir) - first) / (2 * calls)
+def inclusive(callgrind_out: Path) -> dict[str, int]:
+    """Each function's instructions with those of what it called, by name."""
+    argv = ["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--auto=no",
+            str(callgrind_out)]  # fmt: skip
+    return function_counts(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
 
 
-def figures(counts: dict[str, float]) -> dict[str, float]:
-    """The counts per call, and what they mean together."""
+def function_counts(annotated: str) -> dict[str, int]:
+    """The counts of `callgrind_annotate`'s function table (`12,345 (5.1%)  file:fn [lib]`).
+    It shows a compiled function under each path its debug information gives (`/work/…/x.c`,
+    `x.c`, inlined headers), and those counts overlap: the largest is the function's."""
+    counts: dict[str, int] = {}
+    for line in annotated.splitlines():
+        count, _, rest = line.strip().partition(" ")
+        if not count[:1].isdigit() or ") " not in rest:
+            continue
+        name = rest.split(") ", 1)[1].strip().split(" [")[0].rsplit(":", 1)[-1]
+        counts[name] = max(counts.get(name, 0), int(count.replace(",", "")))
+    return counts
+
+
+def per_call(scenario: str, calls: int, workdir: Path) -> tuple[float, dict[str, float]]:
+    """Instructions a call: in all, and of each function in `PARTS` (the calls of a short and
+    a long run apart, so start-up and set-up cancel out)."""
+    short, long = instructions(scenario, calls, workdir), instructions(scenario, 3 * calls, workdir)
+    total = (totals(long.read_text()) - totals(short.read_text())) / (2 * calls)
+    if scenario not in PARTS:
+        return total, {}
+    before, after = inclusive(short), inclusive(long)
+    names = {name for _, names in PARTS[scenario] for name in names}
+    return total, {name: (after.get(name, 0) - before.get(name, 0)) / (2 * calls) for name in names}
+
+
+# Where the instructions of an HTTP verify and of `Verifier.verify` go: the compiled functions
+# (mypyc's C names; none with LLAVERO_PURE_PYTHON=1) and C functions whose counts callgrind
+# gives with what they call. An indented row is within the row above it.
+FAST_PATH: Final = "CPyDef_fast_verify_____call___3_VerifyFastPath_gen_____mypyc_generator_helper__"
+THREADS: Final = "thread_run"  # _thread's start of every thread but the main one
+METER: Final = "CPyDef_meter___record_UsageMeter_obj_____call__"
+CACHED: Final = (
+    "  keyed hash + cache lookup (`Verifier.cached`)",
+    ("CPyDef_verify___Verifier___cached",),
+)
+PARTS: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+    "http": (
+        ("`VerifyFastPath.__call__`, its awaits of the server's messages too", (FAST_PATH,)),
+        ("  reading the body (`read_body`)",
+         ("CPyDef_fast_verify___read_body_gen_____mypyc_generator_helper__",)),
+        ("  headers, service token, body, cache (`_fast_request`)",
+         ("CPyDef_fast_verify___VerifyFastPath____fast_request",)),
+        ("    body to request (`plain_request`)", ("CPyDef_fast_verify___plain_request",)),
+        (f"  {CACHED[0]}", CACHED[1]),
+        ("  restrictions, limits, meter (`Verifier.verify_now`)",
+         ("CPyDef_verify___Verifier___verify_now",)),
+        ("    held slices spent (`leases.spend`)", ("CPyDef_leases___spend",)),
+        ("    usage meter (`UsageMeter.record`)", (METER,)),
+        ("  the answer as JSON (`VerifyResult.to_dict`, `orjson.dumps`)",
+         ("CPyDef_verify___VerifyResult___to_dict", "dumps")),
+        ("threads beside the event loop: the access log's writer, the usage flusher", (THREADS,)),
+    ),
+    "verify": (
+        ("`Verifier.verify`", ("CPyDef_verify___Verifier___verify",)),
+        CACHED,
+        ("  state, environment and restrictions (`Verifier.refusal`)",
+         ("CPyDef_verify___Verifier___refusal",)),
+        ("  limiter: judge and count 4 limits (`MemoryLimiter.hit`)",
+         ("CPyDef_limits___MemoryLimiter___hit",)),
+        ("    the verdict and 4 limit statuses (`limits._decide`)", ("CPyDef_limits____decide",)),
+        ("  result and usage meter (`Verifier._answer`)", ("CPyDef_verify___Verifier____answer",)),
+        ("    usage meter (`UsageMeter.record`)", (METER,)),
+    ),
+}  # fmt: skip
+HTTP_REST = "the rest: the event loop, the scopes and messages (the bare app pays them too)"
+
+
+def parts(scenario: str, total: float, functions: dict[str, float]) -> dict[str, float]:
+    """The rows of `PARTS[scenario]` with their counts a call; for an HTTP verify, also what
+    the unindented rows leave of the whole."""
+    rows = {label: sum(functions[name] for name in names) for label, names in PARTS[scenario]}
+    if scenario == "http":
+        rows[HTTP_REST] = total - sum(n for label, n in rows.items() if not label.startswith(" "))
+    return rows
+
+
+def figures(measured: dict[str, tuple[float, dict[str, float]]]) -> dict[str, Any]:
+    """The counts per call, what they mean together, and where they go (`parts`)."""
+    counts = {name: total for name, (total, _) in measured.items()}
     return {
         **counts,
         "llavero_http": counts["http"] - counts["bare"],
         "http_over_bare": counts["http"] / counts["bare"],
         "verify_over_floor": counts["verify"] / counts["floor"],
+        "parts": {name: parts(name, *measured[name]) for name in PARTS},
     }
 
 
@@ -173,10 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     with tempfile.TemporaryDirectory(prefix="llavero-callgrind-") as workdir:
-        counts = {name: per_call(name, args.calls, Path(workdir)) for name in SCENARIOS}
-    result = figures(counts)
+        measured = {name: per_call(name, args.calls, Path(workdir)) for name in SCENARIOS}
+    result = figures(measured)
     for name in SCENARIOS:
         print(f"{name:>8}: {result[name]:>10,.0f} instructions a call")
+    for name, rows in result["parts"].items():
+        print(f"\nwhere the instructions of a call go ({name}):")
+        print(*(f"{count:>10,.0f}  {label}" for label, count in rows.items()), sep="\n")
     print(
         f"Llavero's own part of an HTTP verify: {result['llavero_http']:,.0f} instructions "
         f"(http / bare {result['http_over_bare']:.2f}); verify / floor "

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench import wrk
 from bench.profile import cpu_split, server_profile
 from bench.report import Extras, print_extras, print_targets, target_rows, write_report
-from bench.scenarios import SCENARIOS, Skipped
+from bench.scenarios import REFERENCE, SCENARIOS, Skipped
 from bench.servers import REPO, ServerFailed, bench_env, serving_pid
 
 CONNECTIONS = 32
@@ -57,7 +57,6 @@ class Comparison:
 
 LLAVERO = "llavero_verify"  # `llavero serve` as it ships: granian, access log, database limits
 LLAVERO_UVICORN = "llavero_verify_uvicorn"
-REFERENCE = "bare_asgi_granian"  # ratio 1: what granian itself allows for this request
 # The targets first: `make bench` ends with their verdicts, and a profile for each MISS.
 TARGETS = (
     Comparison(

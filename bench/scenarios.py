@@ -284,6 +284,7 @@ llavero_verify_redis_workers2 = shipped_but(
 )
 
 
+REFERENCE = "bare_asgi_granian"  # ratio 1: what granian itself allows for this request
 SCENARIOS: dict[str, Scenario] = {
     "bare_asgi_granian": bare_asgi_granian,
     "bare_granian": bare_granian,

@@ -24,7 +24,12 @@ OUTCOMES = {
     "llavero_verify_memory": outcome("llavero_verify_memory", 100, 100, 100),
     "llavero_verify_redis": run.Outcome("llavero_verify_redis", problem="skipped: no Redis"),
 }
-INPROCESS = {"ratio": 4.0, "verify_us": 2.8, "floor_us": 0.7, "profile": ["50.0 %  _decide"]}
+INPROCESS = {"ratio": 4.0, "verify_us": 2.8, "floor_us": 0.7, "steps_us": {"limiter": 1.4}}
+FUNCTIONS = {name: 1_000.0 for parts in instructions.PARTS.values() for _, names in parts
+             for name in names}  # fmt: skip
+MEASURED = {"http": (100_000.0, FUNCTIONS), "bare": (12_500.0, {}), "verify": (30_000.0, FUNCTIONS),
+            "floor": (7_500.0, {})}  # fmt: skip
+INSTRUCTIONS = instructions.figures(MEASURED)
 SCALE = [
     {"database": "SQLite", "keys": 1_000_000, "bulk_create_keys_per_s": 1.0,
      "list_all_projects_ms": 1.0, "list_one_project_ms": 1.0, "uncached_verify_p50_ms": 1.0,
@@ -35,7 +40,8 @@ SCALE = [
 def rows() -> list[report.TargetRow]:
     verdicts = [run.judge(c, OUTCOMES) for c in run.TARGETS]
     profiles = {run.TARGETS[0].title: ["12.0 %  DatabaseLimiter._consume"]}
-    return report.target_rows(verdicts, {"inprocess": INPROCESS, "scale": SCALE}, profiles)
+    extras = {"inprocess": INPROCESS, "scale": SCALE, "instructions": INSTRUCTIONS}
+    return report.target_rows(verdicts, extras, profiles)
 
 
 def test_every_target_of_the_issue_has_a_verdict() -> None:
@@ -52,23 +58,27 @@ def test_every_target_of_the_issue_has_a_verdict() -> None:
 def test_a_miss_prints_its_profile(capsys: pytest.CaptureFixture[str]) -> None:
     report.print_targets(rows())
     printed = capsys.readouterr().out
-    assert "50.0 %  _decide" in printed  # the in-process MISS
-    assert "DatabaseLimiter" not in printed  # a PASS prints no profile
+    assert "1.40 µs  limiter" in printed  # the in-process MISS: its steps' times
+    assert "   30,000  `Verifier.verify`" not in printed  # its parts, by function:
+    assert "    1,000  `Verifier.verify`" in printed
+    assert "    7,500  the floor: keyed hash + dict lookup" in printed
+    assert "DatabaseLimiter" not in printed  # a PASS prints no profile, nor the HTTP parts
+    assert "VerifyFastPath" not in printed
 
 
 def test_the_report_has_the_targets_and_keeps_sections_it_does_not_write(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Gateway\n\nkept figures\n\n## Targets\n\nstale\n")
     verdicts = [run.judge(c, OUTCOMES) for c in run.COMPARISONS if c.subject in OUTCOMES]
-    counts = {"http": 100_000.0, "bare": 12_500.0, "verify": 30_000.0, "floor": 7_500.0}
-    extras = {"inprocess": INPROCESS, "scale": SCALE, "instructions": instructions.figures(counts)}
+    extras = {"inprocess": INPROCESS, "scale": SCALE, "instructions": INSTRUCTIONS}
     report.write_report(out, OUTCOMES, verdicts, rows(), extras, run.QUICK, ["--quick"])
     text = out.read_text()
     assert "| Llavero's own part of an HTTP verify (the two above apart) | 87,500 |" in text
     assert "| HTTP verify / bare app, in process | 8.00 × |" in text
     assert "| verify / floor | 4.00 × |" in text
     assert "| in-process cached verify / keyed hash + dict lookup | 4.00 | ≤ 3 | MISS |" in text
-    assert "```text\n50.0 %  _decide\n```" in text
+    assert "```text\n     1.40 µs  limiter\n" in text
+    assert f"   98,000  {instructions.HTTP_REST}" in text  # 100,000 less the fast path, threads
     assert "kept figures" in text and "stale" not in text
 
 

@@ -33,7 +33,6 @@ from llavero.edges import redaction
 FLUSH_SECONDS = 0.2
 QUEUE_LIMIT = 100_000
 CHUNK = 256  # lines formatted and written between two turns of the GIL (~0.5 ms of work)
-LINE = '[%s] %s - "%s %s HTTP/%s" %d %.3f\n'
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 # What an entry holds: wall-clock start, client address, method, path, HTTP version, status,
 # seconds taken. Strings and numbers only, never the scope: thousands of scopes kept alive
@@ -137,7 +136,10 @@ class AccessLogWriter:
         self, wall: float, client: str, method: str, path: str, version: str, status: int,
         seconds: float,
     ) -> str:  # fmt: skip
-        return LINE % (self._time(wall), client, method, path, version, status, seconds * 1000)
+        # An f-string rather than `%` on a format string: a third less on every line
+        # (bench/notes.md, item 15).
+        stamp, ms = self._time(wall), seconds * 1000
+        return f'[{stamp}] {client} - "{method} {path} HTTP/{version}" {status} {ms:.3f}\n'
 
     def _time(self, wall: float) -> str:
         """granian's time stamp (local time, to the second), formatted once a second."""
