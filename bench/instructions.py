@@ -185,7 +185,7 @@ def per_call(scenario: str, calls: int, workdir: Path) -> tuple[float, dict[str,
 # gives with what they call. An indented row is within the row above it.
 FAST_PATH: Final = "CPyDef_fast_verify_____call___3_VerifyFastPath_gen_____mypyc_generator_helper__"
 THREADS: Final = "thread_run"  # _thread's start of every thread but the main one
-METER: Final = "CPyDef_meter___record_UsageMeter_obj_____call__"
+METER: Final = "CPyDef_meter___Tally___record"
 CACHED: Final = (
     "  keyed hash + cache lookup (`Verifier.cached`)",
     ("CPyDef_verify___Verifier___cached",),
@@ -202,7 +202,7 @@ PARTS: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
         ("  restrictions, limits, meter (`Verifier.verify_now`)",
          ("CPyDef_verify___Verifier___verify_now",)),
         ("    held slices spent (`leases.spend`)", ("CPyDef_leases___spend",)),
-        ("    usage meter (`UsageMeter.record`)", (METER,)),
+        ("    usage meter (`Tally.record`)", (METER,)),
         ("  the answer as JSON (`VerifyResult.to_dict`, `orjson.dumps`)",
          ("CPyDef_verify___VerifyResult___to_dict", "dumps")),
         ("threads beside the event loop: the access log's writer, the usage flusher", (THREADS,)),
@@ -216,7 +216,7 @@ PARTS: Final[dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
          ("CPyDef_limits___MemoryLimiter___hit",)),
         ("    the verdict and 4 limit statuses (`limits._decide`)", ("CPyDef_limits____decide",)),
         ("  result and usage meter (`Verifier._answer`)", ("CPyDef_verify___Verifier____answer",)),
-        ("    usage meter (`UsageMeter.record`)", (METER,)),
+        ("    usage meter (`Tally.record`)", (METER,)),
     ),
 }  # fmt: skip
 HTTP_REST = "the rest: the event loop, the scopes and messages (the bare app pays them too)"

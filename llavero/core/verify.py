@@ -20,6 +20,7 @@ from llavero.core.codes import Code, State
 from llavero.core.context import RESTRICTION_FIELDS
 from llavero.core.keyformat import KeyHasher
 from llavero.core.limits import Check, Decision, Limiter, LimitStatus, checks_for
+from llavero.core.meter import Tally
 from llavero.core.plans import Plan
 from llavero.core.restrictions import CompiledRestrictions, RequestContext
 
@@ -253,7 +254,7 @@ class Verifier:
         self._time = ctx.clock.time
         self._limiter = limiter
         self._plans = plans
-        self._meter = meter
+        self._meter: Tally | None = None if meter is None else meter.tally  # a C call (native)
 
     def verify(
         self, request: VerifyRequest, cached: KeyRecord | Missing | None = None

@@ -43,7 +43,7 @@ def to_model(row: tables.Token) -> models.Token:
 class Tokens:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._cache: dict[str, _Cached] = {}
+        self._cache: dict[bytes, _Cached] = {}  # by `KeyHasher.digest`: no hex per verify
         self._generation = 0  # bumped by every revocation: a load that raced one is not kept
 
     def create(
@@ -114,7 +114,7 @@ class Tokens:
         valid, with no I/O (None otherwise): the verify fast path answers only then and leaves
         everything else, errors included, to `authenticate`. One Python frame: the fast path
         calls it on every verify (bench/notes.md, item 14)."""
-        cached = self._cache.get(self.ctx.hasher.hash(token))
+        cached = self._cache.get(self.ctx.hasher.digest(token))
         clock = self.ctx.clock
         if (
             cached is None
@@ -133,15 +133,16 @@ class Tokens:
         """The actor of a token not cached, or not fresh, read from the database."""
         if not keyformat.is_well_formed(token, TOKEN_PREFIX):
             raise Unauthenticated("the bearer token is not a Llavero management token")
-        cached = self._load(self.ctx.hasher.hash(token))
+        cached = self._load(self.ctx.hasher.digest(token))
         if cached.expire is not None and cached.expire <= self.ctx.clock.time():
             raise Unauthenticated("the management token has expired")
         return cached.actor
 
-    def _load(self, digest: str) -> _Cached:
+    def _load(self, digest: bytes) -> _Cached:
         generation = self._generation
+        token_hash = digest.hex()  # as stored: `KeyHasher.hash`
         with self.ctx.db.reading() as session:
-            row = session.scalar(select(tables.Token).where(tables.Token.token_hash == digest))
+            row = session.scalar(select(tables.Token).where(tables.Token.token_hash == token_hash))
         if row is None or row.revoke_time is not None:
             raise Unauthenticated("the management token is unknown or revoked")
         actor = Actor(f"token:{row.id}", frozenset(row.scopes))
