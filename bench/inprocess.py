@@ -21,8 +21,8 @@ wall clock also counts whatever else ran meanwhile.
 the report says where the microseconds go, and last one whole `POST /v1/keys:verify` through
 the ASGI app `llavero serve` runs (`http_request_cost`: the fast path, its access line queued),
 with no server: what Llavero's own Python costs an HTTP verify. The steps are what `make bench`
-prints when the target is missed (cProfile sees nothing inside the compiled verify;
-`bench.instructions` counts the same steps in instructions).
+prints when the target is missed, beside `bench.instructions`' count of each compiled function
+(cProfile sees nothing inside the compiled verify).
 """
 
 from __future__ import annotations
@@ -65,17 +65,18 @@ def seconds_per_call(call: Callable[[int], object], calls: int) -> float:
     return (time.thread_time() - started) / calls
 
 
-def steps(llavero: Llavero, request: VerifyRequest) -> dict[str, Callable[[], object]]:
-    """Each step `Verifier.verify` takes for a cached, restricted key, as a call of its own
-    (also counted in instructions by `bench.instructions`)."""
+def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str, float]:
+    """µs per call of each step `Verifier.verify` takes for a cached, restricted key."""
     verifier = llavero.verifier
     record = verifier.record(request.key)
     assert isinstance(record, KeyRecord)
     now = llavero.ctx.clock.time()
     meter, prefix = llavero.usage_meter, llavero.ctx.key_prefix
-    return {
+    steps: dict[str, Callable[[], object]] = {
         "keyed hash + cache lookup (`Verifier.cached`)": lambda: verifier.cached(request.key),
-        CHECKSUM_STEP: lambda: keyformat.is_well_formed(request.key, prefix),
+        "key checksum (only on a cache miss)": lambda: keyformat.is_well_formed(
+            request.key, prefix
+        ),
         "state, environment and restrictions (`refusal`)": lambda: verifier.refusal(
             record, request, now
         ),
@@ -85,21 +86,13 @@ def steps(llavero: Llavero, request: VerifyRequest) -> dict[str, Callable[[], ob
         "usage meter (`UsageMeter.record`)": lambda: meter.record(
             record.key_id, record.project_id, VALID, 0, request.ip, now
         ),
-        WHOLE_VERIFY: lambda: verifier.verify(request),
+        "whole verify": lambda: verifier.verify(request),
     }
-
-
-WHOLE_VERIFY = "whole verify"
-CHECKSUM_STEP = "key checksum (only on a cache miss)"
-
-
-def step_costs(llavero: Llavero, request: VerifyRequest, calls: int) -> dict[str, float]:
-    """µs per call of each step of `steps`, and of one HTTP verify."""
     costs = {
         name: min(timeit.repeat(step, number=calls, repeat=STEP_REPEATS, timer=time.thread_time))
         / calls
         * 1e6
-        for name, step in steps(llavero, request).items()
+        for name, step in steps.items()
     }
     costs[HTTP_STEP] = http_request_cost(llavero, request, calls)
     return costs

@@ -74,12 +74,13 @@ SERVER_PROFILE = "CPU per request beside the baseline (/proc, under wrk), then p
 
 INSTRUCTIONS = "`.venv-bench/bin/python -m bench.instructions`"
 FLOOR = "keyed hash + dict lookup"
-PARTS_TITLE = "where its instructions go (callgrind, `{command}`): {what}"
+PARTS_TITLE = (
+    "where its instructions go (callgrind, `{command}`): {what}, a function's count with what "
+    "it calls; indented rows are within the row above"
+)
 PARTS_OF = {
-    "http": "an HTTP verify handed to the app with no server, a function's count with what it "
-    "calls; indented rows are within the row above",
-    "verify": "`Verifier.verify` as `bench.inprocess` calls it, a function's count with what it "
-    "calls; indented rows are within the row above",
+    "http": "an HTTP verify handed to the app with no server",
+    "verify": "`Verifier.verify` as `bench.inprocess` calls it",
 }
 
 
@@ -128,7 +129,7 @@ def inprocess_target_row(figures: Any, instructions: Any) -> TargetRow:
     ratio = figures["ratio"]
     status = "PASS" if ratio <= INPROCESS_TARGET else "MISS"
     steps = figures.get("steps_us", {}).items()
-    profile = [*(f"{cost:9.2f} µs  {name}" for name, cost in steps)]
+    profile = [f"{cost:9.2f} µs  {name}" for name, cost in steps]
     if parts := parts_profile(instructions, "verify"):
         profile += ["", *parts, f"{instructions['floor']:>9,.0f}  the floor: {FLOOR}"]
     profile_title = "each step of a cached verify timed on its own (best of 5)"
