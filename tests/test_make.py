@@ -63,3 +63,66 @@ def test_building_the_package_prints_no_deprecation() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "deprecated" not in (result.stdout + result.stderr).lower()
+
+
+IMPORTED_DISTRIBUTIONS = """
+import importlib, pkgutil, sys
+before = set(sys.modules)  # what the interpreter loads at start (site's .pth files), not llavero
+import llavero
+for module in pkgutil.walk_packages(llavero.__path__, "llavero."):
+    if not module.name.endswith(".__main__"):  # runs the CLI
+        importlib.import_module(module.name)
+print("\\n".join(sorted({name.split(".")[0] for name in set(sys.modules) - before})))
+"""
+
+
+def serving_closure() -> set[str]:
+    """Every distribution `make run` installs: llavero's requirements outside its extras,
+    then theirs (with the extras asked for), all the way down."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted, seen = [("llavero", "")], set()
+    while wanted:
+        name, extra = wanted.pop()
+        if (name, extra) in seen:
+            continue
+        seen.add((name, extra))
+        for line in metadata.requires(name) or ():
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+                continue
+            if not requirement.marker and extra:
+                continue  # asked for by the distribution itself, met when extra was ""
+            child = canonicalize_name(requirement.name)
+            wanted += [(child, "")] + [(child, each) for each in requirement.extras]
+    return {name for name, _ in seen}
+
+
+def test_serving_imports_only_what_serving_installs() -> None:
+    """The suite runs on the test install, which adds the test extras: a package that one of
+    them brings and that the served code then imports (Authlib takes httpx2 when it finds it,
+    and falls back to httpx with a deprecation warning when it does not) would be tested on
+    one install and shipped on another."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_DISTRIBUTIONS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    owners = metadata.packages_distributions()
+    imported = {
+        canonicalize_name(distribution)
+        for module in result.stdout.split()
+        for distribution in owners.get(module, ())
+    }
+    imported.discard("llavero")
+    assert imported, "no distribution found for what llavero imports"
+    assert imported - serving_closure() == set()
