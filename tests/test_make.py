@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,11 +82,6 @@ print("\\n".join(sorted({name.split(".")[0] for name in set(sys.modules) - befor
 def serving_closure() -> set[str]:
     """Every distribution `make run` installs: llavero's requirements outside its extras,
     then theirs (with the extras asked for), all the way down."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
     wanted, seen = [("llavero", "")], set()
     while wanted:
         name, extra = wanted.pop()
@@ -106,10 +104,6 @@ def test_serving_imports_only_what_serving_installs() -> None:
     them brings and that the served code then imports (Authlib takes httpx2 when it finds it,
     and falls back to httpx with a deprecation warning when it does not) would be tested on
     one install and shipped on another."""
-    from importlib import metadata
-
-    from packaging.utils import canonicalize_name
-
     result = subprocess.run(
         [sys.executable, "-c", IMPORTED_DISTRIBUTIONS],
         capture_output=True,
